@@ -71,6 +71,11 @@ inline constexpr const char* kContextOffsets = "context_to_item.offsets";  // u6
 inline constexpr const char* kContextTargets = "context_to_item.targets";  // u32 item ids
 inline constexpr const char* kContextWeights = "context_to_item.weights";  // f32, if weighted
 inline constexpr const char* kFeatures = "features";  // f32 or f16, items x feature_dim
+inline constexpr const char* kWalkNeighbors = "walk.neighbors";  // u32 x T, kInvalidNode pad
+inline constexpr const char* kWalkWeights = "walk.weights";      // f32 x T, 0 pad, rows sum 1
+inline constexpr const char* kTrainPairs = "pairs.train";        // u32 x 2 (q, i)
+inline constexpr const char* kHeldOutPairs = "pairs.heldout";    // u32 x 2 (q, i), never trained
+inline constexpr const char* kEmbedding = "embedding";           // f32 or f16, items x d
 }  // namespace columns
 
 struct StoreOptions {
