@@ -385,7 +385,8 @@ struct IngestOptions {
   std::string edges_path;       // "-" reads stdin; .zst and .gz are decompressed
   std::string features_path;    // empty: no features; .npy needs feature_ids_path
   std::string feature_ids_path; // one external item id per line, for .npy features
-  char delimiter = 0;           // 0: detect tab or comma from the first data line
+  char delimiter = 0;           // 0: detect tab, comma or space from the first data line
+  int header = -1;              // -1: detect; 0: no header line; 1: first data line is a header
   bool overwrite = false;
   bool skip_bad_lines = false;
   bool features_f16 = false;    // store features as float16

@@ -1,0 +1,564 @@
+// Ingest: edge list (+ features) -> a new store, built aside and renamed into place.
+//
+// Pipeline: blocks of whole lines -> parallel parse into field spans -> id interning (items
+// and contexts in parallel, each in first-appearance order) -> CSR item->context (rows
+// sorted, duplicates merged: weights summed) -> CSR context->item (filled in item order, so
+// rows come out sorted) -> columns. Peak memory is about 16-24 bytes per edge plus the id
+// tables.
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+
+#include "storage/ingest/features.h"
+#include "storage/ingest/id_table.h"
+#include "storage/ingest/line_reader.h"
+#include "storage/store.h"
+
+namespace pgraph::storage {
+
+namespace {
+
+struct Field {
+  std::uint32_t off;
+  std::uint32_t len;
+};
+
+struct ParsedLine {
+  Field item, ctx;
+  float weight;
+};
+
+struct ParseError {
+  std::uint64_t line = 0;  // relative to the piece, 1-based; 0 = none
+  std::string message;
+};
+
+struct Piece {
+  std::string_view text;
+  std::vector<ParsedLine> lines;
+  std::uint64_t line_count = 0;  // physical lines, for numbering
+  std::uint64_t bad = 0;
+  std::vector<ParseError> errors;  // first few
+};
+
+std::string Quote(std::string_view s) {
+  if (s.size() > 40) return "'" + std::string(s.substr(0, 40)) + "...'";
+  return "'" + std::string(s) + "'";
+}
+
+bool IsNumber(std::string_view s) {
+  float v;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool LooksLikeHeaderWord(std::string_view s) {
+  static const char* kWords[] = {"item", "item_id", "itemid", "items", "context", "context_id",
+                                 "user", "user_id", "userid", "users", "src", "dst", "source",
+                                 "target", "weight", "pin", "pin_id", "board", "board_id",
+                                 "movie", "movie_id", "artist", "artist_id", "id", "node",
+                                 "playlist", "session", "song", "track", "product", "count"};
+  std::string l = Lower(s);
+  for (const char* w : kWords) {
+    if (l == w) return true;
+  }
+  return false;
+}
+
+// Splits a line into fields. Space as delimiter means runs of blanks.
+int SplitFields(std::string_view line, char delim, std::string_view* f, int max_fields) {
+  int n = 0;
+  std::size_t p = 0;
+  while (true) {
+    std::size_t q;
+    if (delim == ' ') {
+      while (p < line.size() && (line[p] == ' ' || line[p] == '\t')) ++p;
+      if (p >= line.size()) break;
+      q = p;
+      while (q < line.size() && line[q] != ' ' && line[q] != '\t') ++q;
+    } else {
+      q = line.find(delim, p);
+      if (q == std::string_view::npos) q = line.size();
+    }
+    std::string_view field = line.substr(p, q - p);
+    while (!field.empty() && (field.front() == ' ' || field.front() == '\t')) field.remove_prefix(1);
+    while (!field.empty() && (field.back() == ' ' || field.back() == '\t')) field.remove_suffix(1);
+    if (n < max_fields) f[n] = field;
+    ++n;
+    if (q >= line.size()) break;
+    p = q + 1;
+  }
+  return n;
+}
+
+struct Format {
+  char delim = '\t';
+  int fields = 2;  // 2 or 3
+  bool header = false;
+  bool decided = false;
+};
+
+// Sees the first data line and decides delimiter, weightedness and header.
+Status DecideFormat(std::string_view first, std::string_view second, const IngestOptions& o,
+                    Format* fmt) {
+  fmt->delim = o.delimiter != 0 ? o.delimiter
+               : first.find('\t') != std::string_view::npos ? '\t'
+               : first.find(',') != std::string_view::npos ? ','
+                                                          : ' ';
+  std::string_view f[4], g[4];
+  int n = SplitFields(first, fmt->delim, f, 4);
+  bool header = false;
+  if (o.header >= 0) {
+    header = o.header == 1;
+  } else if (n >= 2 && n <= 3) {
+    bool words = LooksLikeHeaderWord(f[0]) && LooksLikeHeaderWord(f[1]);
+    bool bad_weight = n == 3 && !IsNumber(f[2]);
+    header = words || bad_weight;
+  }
+  fmt->header = header;
+  std::string_view data = header ? second : first;
+  int m = data.empty() ? n : SplitFields(data, fmt->delim, g, 4);
+  fmt->fields = m == 3 ? 3 : 2;
+  fmt->decided = true;
+  return Status::OK();
+}
+
+void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, bool skip_header_line) {
+  std::string_view text = piece->text;
+  std::size_t pos = 0;
+  std::uint64_t line_no = 0;
+  piece->lines.reserve(text.size() / 12);
+  std::string_view f[4];
+  auto fail = [&](std::string msg) {
+    ++piece->bad;
+    if (piece->errors.size() < 5) piece->errors.push_back({line_no, std::move(msg)});
+  };
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::size_t b = 0;
+    while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
+    if (b == line.size() || line[b] == '#') continue;
+    if (skip_header_line) {
+      skip_header_line = false;
+      continue;
+    }
+    int n = SplitFields(line, fmt.delim, f, 4);
+    if (n != fmt.fields) {
+      fail("expected " + std::to_string(fmt.fields) + " fields (item, context" +
+           (fmt.fields == 3 ? ", weight" : "") + ") separated by " +
+           (fmt.delim == '\t' ? "tabs" : fmt.delim == ',' ? "commas" : "spaces") + ", got " +
+           std::to_string(n));
+      continue;
+    }
+    if (f[0].empty() || f[1].empty()) {
+      fail(std::string("empty ") + (f[0].empty() ? "item" : "context") + " id");
+      continue;
+    }
+    float w = 1.0f;
+    if (n == 3) {
+      auto r = std::from_chars(f[2].data(), f[2].data() + f[2].size(), w);
+      if (r.ec != std::errc() || r.ptr != f[2].data() + f[2].size()) {
+        fail("weight is not a number: " + Quote(f[2]));
+        continue;
+      }
+      if (!std::isfinite(w)) {
+        fail("weight is NaN or infinite: " + Quote(f[2]));
+        continue;
+      }
+      if (w < 0) {
+        fail("weight is negative: " + Quote(f[2]));
+        continue;
+      }
+    }
+    auto field = [&](std::string_view s) {
+      return Field{static_cast<std::uint32_t>(s.data() - block.data()),
+                   static_cast<std::uint32_t>(s.size())};
+    };
+    piece->lines.push_back({field(f[0]), field(f[1]), w});
+  }
+  piece->line_count = line_no;
+}
+
+struct EdgeList {
+  std::vector<NodeId> item, ctx;
+  std::vector<float> weight;  // empty when unweighted
+};
+
+struct Csr {
+  std::vector<std::uint64_t> offsets;
+  std::vector<NodeId> targets;
+  std::vector<float> weights;
+};
+
+// Rows of `src` sorted by target with duplicates merged (weights summed).
+Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, std::uint64_t* duplicates) {
+  std::uint64_t e = edges.item.size();
+  Csr csr;
+  csr.offsets.assign(items + 1, 0);
+  for (NodeId u : edges.item) ++csr.offsets[u + 1];
+  for (std::uint64_t i = 0; i < items; ++i) csr.offsets[i + 1] += csr.offsets[i];
+  csr.targets.resize(e);
+  if (weighted) csr.weights.resize(e);
+  {
+    std::vector<std::uint64_t> cursor(csr.offsets.begin(), csr.offsets.end() - 1);
+    for (std::uint64_t k = 0; k < e; ++k) {
+      std::uint64_t p = cursor[edges.item[k]]++;
+      csr.targets[p] = edges.ctx[k];
+      if (weighted) csr.weights[p] = edges.weight[k];
+    }
+  }
+  edges = EdgeList();  // free 8-12 bytes per edge before the next allocation
+  std::vector<std::uint64_t> kept(items, 0);
+  tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, items, 4096),
+                    [&](const tbb::blocked_range<std::uint64_t>& r) {
+    std::vector<std::pair<NodeId, float>> tmp;
+    for (std::uint64_t u = r.begin(); u != r.end(); ++u) {
+      NodeId* t = csr.targets.data() + csr.offsets[u];
+      std::uint64_t n = csr.offsets[u + 1] - csr.offsets[u];
+      if (n == 0) continue;
+      std::uint64_t out = 0;
+      if (!weighted) {
+        std::sort(t, t + n);
+        out = static_cast<std::uint64_t>(std::unique(t, t + n) - t);
+      } else {
+        float* w = csr.weights.data() + csr.offsets[u];
+        tmp.resize(n);
+        for (std::uint64_t i = 0; i < n; ++i) tmp[i] = {t[i], w[i]};
+        std::sort(tmp.begin(), tmp.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (std::uint64_t i = 0; i < n; ++i) {
+          if (out > 0 && t[out - 1] == tmp[i].first) {
+            w[out - 1] += tmp[i].second;
+          } else {
+            t[out] = tmp[i].first;
+            w[out] = tmp[i].second;
+            ++out;
+          }
+        }
+      }
+      kept[u] = out;
+    }
+  });
+  // Compact rows left to right (each row moves to a position <= its old one).
+  std::uint64_t write = 0;
+  for (std::uint64_t u = 0; u < items; ++u) {
+    std::uint64_t begin = csr.offsets[u];
+    if (write != begin) {
+      std::memmove(csr.targets.data() + write, csr.targets.data() + begin, kept[u] * 4);
+      if (weighted) std::memmove(csr.weights.data() + write, csr.weights.data() + begin, kept[u] * 4);
+    }
+    csr.offsets[u] = write;
+    write += kept[u];
+  }
+  csr.offsets[items] = write;
+  *duplicates = e - write;
+  csr.targets.resize(write);
+  csr.targets.shrink_to_fit();
+  if (weighted) {
+    csr.weights.resize(write);
+    csr.weights.shrink_to_fit();
+  }
+  return csr;
+}
+
+Csr Transpose(const Csr& a, std::uint64_t rows, std::uint64_t cols, bool weighted) {
+  Csr t;
+  t.offsets.assign(cols + 1, 0);
+  for (NodeId c : a.targets) ++t.offsets[c + 1];
+  for (std::uint64_t i = 0; i < cols; ++i) t.offsets[i + 1] += t.offsets[i];
+  t.targets.resize(a.targets.size());
+  if (weighted) t.weights.resize(a.targets.size());
+  std::vector<std::uint64_t> cursor(t.offsets.begin(), t.offsets.end() - 1);
+  for (std::uint64_t u = 0; u < rows; ++u) {
+    for (std::uint64_t k = a.offsets[u]; k < a.offsets[u + 1]; ++k) {
+      std::uint64_t p = cursor[a.targets[k]]++;
+      t.targets[p] = static_cast<NodeId>(u);
+      if (weighted) t.weights[p] = a.weights[k];
+    }
+  }
+  return t;
+}
+
+template <typename T>
+Status WriteColumn(Update* update, const char* name, DType dtype, std::uint32_t width,
+                   std::span<const T> values) {
+  ColumnSpec spec;
+  spec.name = name;
+  spec.dtype = dtype;
+  spec.width = width;
+  PGRAPH_ASSIGN_OR_RETURN(ColumnWriter * w, update->AddColumn(spec));
+  // Append in slices so the writer's staging buffer stays bounded.
+  constexpr std::size_t kSlice = 16 << 20;
+  std::size_t per = std::max<std::size_t>(width, (kSlice / sizeof(T)) / width * width);
+  for (std::size_t i = 0; i < values.size(); i += per) {
+    PGRAPH_RETURN_IF_ERROR(w->AppendValues(values.subspan(i, std::min(per, values.size() - i))));
+  }
+  return Status::OK();
+}
+
+Status WriteIds(Update* update, const IdTable& ids, const char* bytes_name,
+                const char* offsets_name, const char* index_name) {
+  std::string bytes;
+  std::vector<std::uint64_t> offsets;
+  offsets.reserve(ids.size() + 1);
+  offsets.push_back(0);
+  std::vector<std::uint64_t> index(ids.size() * 2);
+  std::string name;
+  for (std::uint64_t i = 0; i < ids.size(); ++i) {
+    std::size_t start = bytes.size();
+    ids.AppendName(static_cast<NodeId>(i), &bytes);
+    offsets.push_back(bytes.size());
+    index[2 * i] = HashId(std::string_view(bytes).substr(start));
+    index[2 * i + 1] = i;
+  }
+  // Sort (hash, id) pairs as 16-byte records.
+  struct Rec {
+    std::uint64_t h, id;
+  };
+  auto* recs = reinterpret_cast<Rec*>(index.data());
+  std::sort(recs, recs + ids.size(),
+            [](const Rec& a, const Rec& b) { return a.h != b.h ? a.h < b.h : a.id < b.id; });
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint8_t>(
+      update, bytes_name, DType::kU8, 1,
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(update, offsets_name, DType::kU64, 1, offsets));
+  return WriteColumn<std::uint64_t>(update, index_name, DType::kU64, 2, index);
+}
+
+}  // namespace
+
+Result<IngestReport> Ingest(const IngestOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  if (o.store_dir.empty()) return Status::InvalidArgument("no --store directory given");
+  if (o.edges_path.empty()) return Status::InvalidArgument("no --edges file given");
+  const std::string& file = o.edges_path == "-" ? std::string("<stdin>") : o.edges_path;
+  auto log = [&](const std::string& msg) {
+    if (o.progress) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "ingest [%6.1fs] %s\n", secs, msg.c_str());
+    }
+  };
+
+  // Fail before reading anything when the target exists and may not be replaced.
+  {
+    std::error_code ec;
+    if (!o.overwrite && std::filesystem::exists(o.store_dir, ec)) {
+      return Status::InvalidArgument("store '" + o.store_dir +
+                                     "' already exists (use --overwrite to replace it)");
+    }
+  }
+  if (!o.features_path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(o.features_path, ec)) {
+      return Status::NotFound("file not found: '" + o.features_path + "'");
+    }
+  }
+
+  PGRAPH_ASSIGN_OR_RETURN(auto reader, LineReader::Open(o.edges_path));
+  IngestReport report;
+  IdTable items, contexts;
+  EdgeList edges;
+  Format fmt;
+  std::uint64_t lines_before = 0;
+  bool header_pending = false;
+  int parallel = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
+  std::uint64_t next_log = 10'000'000;
+
+  for (;;) {
+    PGRAPH_ASSIGN_OR_RETURN(std::string_view block, reader->Next());
+    if (block.empty()) break;
+    if (!fmt.decided) {
+      // The first two data lines decide the format.
+      std::string_view first, second;
+      std::size_t pos = 0;
+      while (pos < block.size() && second.empty()) {
+        std::size_t nl = block.find('\n', pos);
+        if (nl == std::string_view::npos) nl = block.size();
+        std::string_view line = block.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        std::size_t b = line.find_first_not_of(" \t");
+        if (b == std::string_view::npos || line[b] == '#') continue;
+        (first.empty() ? first : second) = line;
+      }
+      if (first.empty()) {
+        lines_before += static_cast<std::uint64_t>(std::count(block.begin(), block.end(), '\n'));
+        continue;
+      }
+      PGRAPH_RETURN_IF_ERROR(DecideFormat(first, second, o, &fmt));
+      if (fmt.fields == 3) edges.weight.reserve(1024);
+      header_pending = fmt.header;
+    }
+    // Cut the block into pieces at line boundaries, parse them in parallel.
+    std::size_t want = static_cast<std::size_t>(parallel) * 4;
+    std::vector<Piece> pieces;
+    std::size_t begin = 0;
+    for (std::size_t i = 0; i < want && begin < block.size(); ++i) {
+      std::size_t end = i + 1 == want ? block.size()
+                                      : std::min(block.size(), begin + block.size() / want + 1);
+      if (end < block.size()) {
+        std::size_t nl = block.find('\n', end);
+        end = nl == std::string_view::npos ? block.size() : nl + 1;
+      }
+      pieces.push_back(Piece{block.substr(begin, end - begin), {}, 0, 0, {}});
+      begin = end;
+    }
+    bool skip_first = header_pending;
+    header_pending = false;
+    tbb::parallel_for(std::size_t{0}, pieces.size(), [&](std::size_t i) {
+      ParsePiece(&pieces[i], block, fmt, skip_first && i == 0);
+    });
+    std::uint64_t line_base = lines_before;
+    for (Piece& p : pieces) {
+      if (p.bad > 0) {
+        if (!o.skip_bad_lines) {
+          const ParseError& e = p.errors.front();
+          return Status::InvalidArgument("'" + file + "' line " + std::to_string(line_base + e.line) +
+                                         ": " + e.message +
+                                         " (use --skip-bad-lines to skip malformed lines)");
+        }
+        for (const ParseError& e : p.errors) {
+          if (report.bad_lines < 5 && o.progress) {
+            std::fprintf(stderr, "ingest: warning: '%s' line %llu: %s (skipped)\n", file.c_str(),
+                         static_cast<unsigned long long>(line_base + e.line), e.message.c_str());
+          }
+        }
+        report.bad_lines += p.bad;
+      }
+      line_base += p.line_count;
+    }
+    lines_before = line_base;
+    // Intern ids: items and contexts are independent, so they run side by side.
+    std::uint64_t total = 0;
+    for (Piece& p : pieces) total += p.lines.size();
+    std::size_t old = edges.item.size();
+    if (std::uint64_t(old) + total > std::uint64_t(kInvalidNode)) {
+      return Status::InvalidArgument("'" + file + "': more than 4 billion edges are not supported yet");
+    }
+    edges.item.resize(old + total);
+    edges.ctx.resize(old + total);
+    if (fmt.fields == 3) edges.weight.resize(old + total);
+    Status overflow;
+    tbb::parallel_invoke(
+        [&] {
+          std::size_t k = old;
+          for (Piece& p : pieces) {
+            for (const ParsedLine& l : p.lines) {
+              edges.item[k++] = items.Intern(block.substr(l.item.off, l.item.len));
+            }
+          }
+        },
+        [&] {
+          std::size_t k = old;
+          for (Piece& p : pieces) {
+            for (const ParsedLine& l : p.lines) {
+              edges.ctx[k] = contexts.Intern(block.substr(l.ctx.off, l.ctx.len));
+              if (fmt.fields == 3) edges.weight[k] = l.weight;
+              ++k;
+            }
+          }
+        });
+    if (edges.item.size() >= next_log) {
+      log("read " + std::to_string(edges.item.size()) + " edges");
+      next_log += 10'000'000;
+    }
+  }
+  report.lines = lines_before;
+  report.items = items.size();
+  report.contexts = contexts.size();
+  if (edges.item.empty()) {
+    return Status::InvalidArgument("'" + file + "': no edges (empty input" +
+                                   std::string(report.bad_lines ? ", all lines malformed" : "") + ")");
+  }
+  if (items.size() >= kInvalidNode || contexts.size() >= kInvalidNode) {
+    return Status::InvalidArgument("'" + file + "': more than 2^32-1 items or contexts");
+  }
+  bool weighted = fmt.fields == 3;
+  log("parsed " + std::to_string(edges.item.size()) + " edges: " + std::to_string(items.size()) +
+      " items, " + std::to_string(contexts.size()) + " contexts" +
+      (report.bad_lines ? ", " + std::to_string(report.bad_lines) + " bad lines skipped" : ""));
+
+  // Features before the CSR: a bad feature file should fail fast.
+  FeatureMatrix features;
+  if (!o.features_path.empty()) {
+    PGRAPH_ASSIGN_OR_RETURN(features, LoadFeatures(o, items));
+    report.feature_dim = features.dim;
+    report.filled_features = features.filled;
+    log("features: " + std::to_string(features.dim) + " dims" +
+        (features.filled ? ", " + std::to_string(features.filled) + " rows filled" : ""));
+  }
+
+  Csr item_csr = BuildItemCsr(edges, items.size(), weighted, &report.duplicate_edges);
+  Csr ctx_csr = Transpose(item_csr, items.size(), contexts.size(), weighted);
+  report.edges = item_csr.targets.size();
+  log("built CSR: " + std::to_string(report.edges) + " edges after merging " +
+      std::to_string(report.duplicate_edges) + " duplicates");
+
+  PGRAPH_ASSIGN_OR_RETURN(auto store, Store::Create(o.store_dir, o.store, o.overwrite));
+  PGRAPH_ASSIGN_OR_RETURN(auto update, store->BeginUpdate());
+  Update* u = update.get();
+  PGRAPH_RETURN_IF_ERROR(WriteIds(u, items, columns::kItemIdBytes, columns::kItemIdOffsets,
+                                  columns::kItemIdIndex));
+  PGRAPH_RETURN_IF_ERROR(WriteIds(u, contexts, columns::kContextIdBytes,
+                                  columns::kContextIdOffsets, columns::kContextIdIndex));
+  items = IdTable();
+  contexts = IdTable();
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(u, columns::kItemOffsets, DType::kU64, 1, item_csr.offsets));
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<NodeId>(u, columns::kItemTargets, DType::kU32, 1, item_csr.targets));
+  if (weighted) {
+    PGRAPH_RETURN_IF_ERROR(WriteColumn<float>(u, columns::kItemWeights, DType::kF32, 1, item_csr.weights));
+  }
+  item_csr = Csr();
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(u, columns::kContextOffsets, DType::kU64, 1, ctx_csr.offsets));
+  PGRAPH_RETURN_IF_ERROR(WriteColumn<NodeId>(u, columns::kContextTargets, DType::kU32, 1, ctx_csr.targets));
+  if (weighted) {
+    PGRAPH_RETURN_IF_ERROR(WriteColumn<float>(u, columns::kContextWeights, DType::kF32, 1, ctx_csr.weights));
+  }
+  ctx_csr = Csr();
+  if (features.dim > 0) {
+    auto dim = static_cast<std::uint32_t>(features.dim);
+    if (o.features_f16) {
+      std::vector<std::uint16_t> half(features.values.size());
+      for (std::size_t i = 0; i < half.size(); ++i) half[i] = FloatToHalf(features.values[i]);
+      features.values = {};
+      PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint16_t>(u, columns::kFeatures, DType::kF16, dim, half));
+    } else {
+      PGRAPH_RETURN_IF_ERROR(WriteColumn<float>(u, columns::kFeatures, DType::kF32, dim, features.values));
+    }
+  }
+  u->SetCount("items", report.items);
+  u->SetCount("contexts", report.contexts);
+  u->SetCount("edges", report.edges);
+  u->SetCount("feature_dim", report.feature_dim);
+  u->SetCount("weighted", weighted ? 1 : 0);
+  u->SetMeta("ingest.edges", o.edges_path);
+  if (!o.features_path.empty()) u->SetMeta("ingest.features", o.features_path);
+  PGRAPH_RETURN_IF_ERROR(u->Publish());
+  update.reset();
+  PGRAPH_RETURN_IF_ERROR(store->Seal());
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log("store written to " + o.store_dir);
+  return report;
+}
+
+}  // namespace pgraph::storage

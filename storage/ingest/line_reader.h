@@ -1,0 +1,28 @@
+#pragma once
+// LineReader: reads a text file as large blocks of whole lines. Plain files are memory-
+// mapped (no copy); "-" is standard input; names ending in .gz or .zst are decompressed on
+// the fly. Private to storage/ingest. Not thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "storage/status.h"
+
+namespace pgraph::storage {
+
+class LineReader {
+ public:
+  virtual ~LineReader() = default;
+  // NotFound naming the file when it does not exist; IOError when unreadable.
+  static Result<std::unique_ptr<LineReader>> Open(const std::string& path);
+  // The next block of whole lines (the last line of the input may lack its newline).
+  // An empty view means the end of input. Valid until the next call.
+  virtual Result<std::string_view> Next() = 0;
+  // Total bytes when known (plain files), else 0; and bytes consumed so far.
+  virtual std::uint64_t size_hint() const = 0;
+  virtual std::uint64_t consumed() const = 0;
+};
+
+}  // namespace pgraph::storage
