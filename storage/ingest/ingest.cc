@@ -138,7 +138,8 @@ Status DecideFormat(std::string_view first, std::string_view second, const Inges
   return Status::OK();
 }
 
-void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, bool skip_header_line) {
+// `header_line` (may be null) points at the header line, which is skipped.
+void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, const char* header_line) {
   std::string_view text = piece->text;
   std::size_t pos = 0;
   std::uint64_t line_no = 0;
@@ -158,10 +159,7 @@ void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, bool sk
     std::size_t b = 0;
     while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
     if (b == line.size() || line[b] == '#') continue;
-    if (skip_header_line) {
-      skip_header_line = false;
-      continue;
-    }
+    if (line.data() == header_line) continue;
     int n = SplitFields(line, fmt.delim, f, 4);
     if (n != fmt.fields) {
       fail("expected " + std::to_string(fmt.fields) + " fields (item, context" +
@@ -380,7 +378,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
   EdgeList edges;
   Format fmt;
   std::uint64_t lines_before = 0;
-  bool header_pending = false;
+  const char* header_line = nullptr;
   int parallel = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
   std::uint64_t next_log = 10'000'000;
 
@@ -407,7 +405,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       }
       PGRAPH_RETURN_IF_ERROR(DecideFormat(first, second, o, &fmt));
       if (fmt.fields == 3) edges.weight.reserve(1024);
-      header_pending = fmt.header;
+      if (fmt.header) header_line = first.data();
     }
     // Cut the block into pieces at line boundaries, parse them in parallel.
     std::size_t want = static_cast<std::size_t>(parallel) * 4;
@@ -423,11 +421,10 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       pieces.push_back(Piece{block.substr(begin, end - begin), {}, 0, 0, {}});
       begin = end;
     }
-    bool skip_first = header_pending;
-    header_pending = false;
     tbb::parallel_for(std::size_t{0}, pieces.size(), [&](std::size_t i) {
-      ParsePiece(&pieces[i], block, fmt, skip_first && i == 0);
+      ParsePiece(&pieces[i], block, fmt, header_line);
     });
+    header_line = nullptr;
     std::uint64_t line_base = lines_before;
     for (Piece& p : pieces) {
       if (p.bad > 0) {
