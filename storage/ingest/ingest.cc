@@ -22,6 +22,7 @@
 #include "storage/ingest/id_table.h"
 #include "storage/ingest/line_reader.h"
 #include "storage/store.h"
+#include "storage/test_hooks.h"
 
 namespace pgraph::storage {
 
@@ -520,6 +521,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
                                   columns::kContextIdOffsets, columns::kContextIdIndex));
   items = IdTable();
   contexts = IdTable();
+  TestStopPoint("ingest.columns");
   PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(u, columns::kItemOffsets, DType::kU64, 1, item_csr.offsets));
   PGRAPH_RETURN_IF_ERROR(WriteColumn<NodeId>(u, columns::kItemTargets, DType::kU32, 1, item_csr.targets));
   if (weighted) {
@@ -552,6 +554,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
   if (!o.features_path.empty()) u->SetMeta("ingest.features", o.features_path);
   PGRAPH_RETURN_IF_ERROR(u->Publish());
   update.reset();
+  TestStopPoint("ingest.seal");
   PGRAPH_RETURN_IF_ERROR(store->Seal());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log("store written to " + o.store_dir);
