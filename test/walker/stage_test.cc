@@ -1,0 +1,214 @@
+// The walk stage: columns written, pairs (labelled, co-occurrence, held out), bad input.
+#include <random>
+#include <set>
+
+#include "test/walker/walker_test_util.h"
+
+namespace pgraph::walker {
+namespace {
+
+using testing::StoreFromEdges;
+
+std::string CommunityEdges(int communities, int items_per, int contexts_per, int per_context,
+                           std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s;
+  for (int m = 0; m < communities; ++m) {
+    for (int k = 0; k < items_per; ++k) {  // every item exists
+      s += "m" + std::to_string(m) + "_" + std::to_string(k) + "\tc" + std::to_string(m) + "_" +
+           std::to_string(k % contexts_per) + "\n";
+    }
+    for (int c = 0; c < contexts_per; ++c) {
+      for (int k = 0; k < per_context; ++k) {
+        s += "m" + std::to_string(m) + "_" + std::to_string(rng() % items_per) + "\tc" +
+             std::to_string(m) + "_" + std::to_string(c) + "\n";
+      }
+    }
+  }
+  return s;
+}
+
+std::vector<Pair> ReadPairsColumn(const storage::Store& store, const char* name) {
+  auto c = store.OpenColumn(name);
+  REQUIRE(c.ok());
+  REQUIRE(c.value()->info().width == 2);
+  REQUIRE(c.value()->info().dtype == storage::DType::kU32);
+  std::vector<NodeId> flat(c.value()->info().rows * 2);
+  REQUIRE(c.value()->ReadRows(0, c.value()->info().rows, std::as_writable_bytes(std::span(flat)))
+              .ok());
+  std::vector<Pair> out;
+  for (std::size_t k = 0; k < flat.size(); k += 2) out.emplace_back(flat[k], flat[k + 1]);
+  return out;
+}
+
+struct StoredNeighborhoods {
+  std::uint32_t t = 0;
+  std::vector<NodeId> nbrs;
+  std::vector<float> weights;
+  std::vector<std::uint32_t> counts;
+  bool Contains(NodeId q, NodeId i) const {
+    for (std::uint32_t j = 0; j < t; ++j) {
+      if (nbrs[q * t + j] == i) return true;
+    }
+    return false;
+  }
+};
+
+StoredNeighborhoods ReadNeighborhoods(const storage::Store& store) {
+  StoredNeighborhoods s;
+  auto n = store.OpenColumn(storage::columns::kWalkNeighbors);
+  auto w = store.OpenColumn(storage::columns::kWalkWeights);
+  auto c = store.OpenColumn(kWalkCounts);
+  REQUIRE(n.ok());
+  REQUIRE(w.ok());
+  REQUIRE(c.ok());
+  REQUIRE(n.value()->info().dtype == storage::DType::kU32);
+  REQUIRE(w.value()->info().dtype == storage::DType::kF32);
+  s.t = n.value()->info().width;
+  REQUIRE(w.value()->info().width == s.t);
+  const std::uint64_t rows = n.value()->info().rows;
+  REQUIRE(rows == store.num_items());
+  s.nbrs.resize(rows * s.t);
+  s.weights.resize(rows * s.t);
+  s.counts.resize(rows);
+  REQUIRE(n.value()->ReadRows(0, rows, std::as_writable_bytes(std::span(s.nbrs))).ok());
+  REQUIRE(w.value()->ReadRows(0, rows, std::as_writable_bytes(std::span(s.weights))).ok());
+  REQUIRE(c.value()->ReadRows(0, rows, std::as_writable_bytes(std::span(s.counts))).ok());
+  return s;
+}
+
+TEST_CASE("walk stage writes neighbourhoods, co-occurrence pairs and params", "[walker]") {
+  auto t = StoreFromEdges(CommunityEdges(3, 40, 20, 6, 1));
+  WalkStageOptions o;
+  o.walk.top_t = 8;
+  o.walk.walks_per_node = 100;
+  o.items_per_write = 17;  // several rounds
+  o.pairs.heldout_fraction = 0.2;
+  std::uint64_t last_progress = 0;
+  o.progress = [&](std::uint64_t done, std::uint64_t total) {
+    REQUIRE(done > last_progress);
+    REQUIRE(total == t->graph->num_items());
+    last_progress = done;
+  };
+  auto r = RunWalkStage(t->store.get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  REQUIRE(last_progress == t->graph->num_items());
+  REQUIRE(r.value().pairs_source == "cooccurrence");
+  REQUIRE(r.value().train_pairs > 0);
+  REQUIRE(r.value().heldout_pairs > 0);
+  StoredNeighborhoods nb = ReadNeighborhoods(*t->store);
+  REQUIRE(nb.t == 8);
+  // Rows as ComputeNeighborhoods gives them, except for held-out exclusions.
+  auto train = ReadPairsColumn(*t->store, storage::columns::kTrainPairs);
+  auto held = ReadPairsColumn(*t->store, storage::columns::kHeldOutPairs);
+  REQUIRE(train.size() == r.value().train_pairs);
+  REQUIRE(held.size() == r.value().heldout_pairs);
+  std::set<Pair> train_set(train.begin(), train.end());
+  for (auto [q, i] : held) {
+    REQUIRE(train_set.count({q, i}) == 0);
+    REQUIRE(train_set.count({i, q}) == 0);
+    REQUIRE(!nb.Contains(q, i));
+    REQUIRE(!nb.Contains(i, q));
+  }
+  for (auto [q, i] : train) {
+    REQUIRE(q != i);
+    REQUIRE(nb.Contains(q, i));  // co-occurrence pairs come from N(q)
+    REQUIRE(t->Name(q).substr(0, 3) == t->Name(i).substr(0, 3));  // same community
+  }
+  auto params = t->store->GetMeta(kWalkParamsMeta);
+  REQUIRE(params.ok());
+  REQUIRE(params.value().find("\"top_t\": 8") != std::string::npos);
+  REQUIRE(t->store->count("walk.top_t") == 8);
+}
+
+TEST_CASE("walk stage with labelled and held-out pair files", "[walker]") {
+  auto t = StoreFromEdges(CommunityEdges(2, 30, 15, 5, 2));
+  test::TempDir tmp;
+  // Some labelled pairs; one of them is also held out (in the other direction).
+  std::string pairs = "# q i\nm0_1\tm0_2\nm0_3 m0_4\nm1_5,m1_6\n\nm1_7\tm1_8\textra\n";
+  test::WriteFile(tmp.Sub("pairs.tsv"), pairs);
+  test::WriteFile(tmp.Sub("heldout.tsv"), "m0_4\tm0_3\nm1_9\tm1_10\n");
+  WalkStageOptions o;
+  o.walk.top_t = 5;
+  o.walk.walks_per_node = 50;
+  o.pairs.pairs_path = tmp.Sub("pairs.tsv");
+  o.pairs.heldout_path = tmp.Sub("heldout.tsv");
+  auto r = RunWalkStage(t->store.get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  REQUIRE(r.value().pairs_source == "file");
+  REQUIRE(r.value().dropped_train_pairs == 1);
+  auto train = ReadPairsColumn(*t->store, storage::columns::kTrainPairs);
+  auto held = ReadPairsColumn(*t->store, storage::columns::kHeldOutPairs);
+  REQUIRE(train.size() == 3);
+  REQUIRE(held.size() == 2);
+  REQUIRE(train[0] == Pair{t->Id("m0_1"), t->Id("m0_2")});
+  REQUIRE(train[1] == Pair{t->Id("m1_5"), t->Id("m1_6")});
+  REQUIRE(train[2] == Pair{t->Id("m1_7"), t->Id("m1_8")});
+  StoredNeighborhoods nb = ReadNeighborhoods(*t->store);
+  for (auto [q, i] : held) {
+    REQUIRE(!nb.Contains(q, i));
+    REQUIRE(!nb.Contains(i, q));
+  }
+  // A requested split of labelled pairs is disjoint from training.
+  o.pairs.heldout_path.clear();
+  o.pairs.heldout_fraction = 0.5;
+  auto r2 = RunWalkStage(t->store.get(), o);
+  REQUIRE(r2.ok());
+  REQUIRE(r2.value().train_pairs + r2.value().heldout_pairs == 4);
+}
+
+TEST_CASE("walk stage: bad input leaves the store untouched", "[walker]") {
+  auto t = StoreFromEdges("a\tc1\nb\tc1\nb\tc2\nd\tc2\n");
+  test::TempDir tmp;
+  WalkStageOptions o;
+  auto untouched = [&] {
+    REQUIRE(t->store->Refresh().ok());
+    REQUIRE(!t->store->HasColumn(storage::columns::kWalkNeighbors));
+    REQUIRE(!t->store->HasColumn(storage::columns::kTrainPairs));
+  };
+  o.walk.top_t = 0;
+  REQUIRE(RunWalkStage(t->store.get(), o).status().IsInvalidArgument());
+  untouched();
+  o = WalkStageOptions{};
+  o.walk.restart = 1.5;
+  REQUIRE(RunWalkStage(t->store.get(), o).status().IsInvalidArgument());
+  untouched();
+  o = WalkStageOptions{};
+  test::WriteFile(tmp.Sub("p.tsv"), "a\tb\nzz\ta\n");
+  o.pairs.pairs_path = tmp.Sub("p.tsv");
+  auto bad = RunWalkStage(t->store.get(), o);
+  REQUIRE(bad.status().IsInvalidArgument());
+  REQUIRE(bad.status().message().find("'zz'") != std::string::npos);
+  REQUIRE(bad.status().message().find("line 2") != std::string::npos);
+  untouched();
+  o.pairs.pairs_path = tmp.Sub("missing.tsv");
+  REQUIRE(RunWalkStage(t->store.get(), o).status().IsIOError());
+  untouched();
+  o.pairs.pairs_path = tmp.Sub("p.tsv");
+  o.pairs.skip_unknown = true;
+  auto ok = RunWalkStage(t->store.get(), o);
+  REQUIRE(ok.ok());
+  REQUIRE(ok.value().skipped_pairs == 1);
+  REQUIRE(ok.value().train_pairs == 1);
+}
+
+TEST_CASE("a store without adjacency is refused", "[walker]") {
+  test::TempDir tmp;
+  {
+    auto s = storage::Store::Create(tmp.Sub("empty"), storage::StoreOptions{}, false);
+    REQUIRE(s.ok());
+    REQUIRE(s.value()->Seal().ok());
+  }
+  auto s = storage::Store::Open(tmp.Sub("empty"), storage::StoreOptions{});
+  REQUIRE(s.ok());
+  auto g = WalkGraph::Open(*s.value());
+  REQUIRE(g.status().IsInvalidArgument());
+  REQUIRE(g.status().message().find("no adjacency") != std::string::npos);
+  REQUIRE(RunWalkStage(s.value().get(), WalkStageOptions{}).status().IsInvalidArgument());
+  REQUIRE(s.value()->ListColumns().empty());
+}
+
+}  // namespace
+}  // namespace pgraph::walker

@@ -1,0 +1,257 @@
+#pragma once
+// pgraph walker: random walks on the bipartite item-context graph (PinSage section 3.2).
+//
+//  - Importance neighbourhoods: for every item u, short walks item -> context -> item from u;
+//    the T most visited items (u excluded) become N(u), each weighted by its visit count
+//    renormalised over the top T. Written to the store as `walk.neighbors` / `walk.weights`.
+//  - Personalized PageRank (PPR) by Monte-Carlo walks with restart, from one item or many:
+//    items ranked by estimated PPR score, for hard negatives and `pgraph ppr`.
+//  - Training pairs: labelled pairs from a file, or co-occurrence pairs from the walks, and
+//    held-out evaluation pairs that never reach training pairs or the neighbourhoods of
+//    their own items.
+//
+// Walk model. One *step* goes item -> context -> item: a context chosen uniformly among the
+// item's contexts, then an item chosen uniformly among that context's items (two *hops*,
+// each costing about two random memory loads: an offset pair and a target). Edge weights of
+// weighted stores are ignored by the walks (uniform choice). Randomness is a pure function of
+// (seed, source item, walk index): results are bit-identical for any thread count and any
+// number of walks in flight.
+//
+// Speed. Each thread keeps `lanes` independent walks in flight and advances them round-robin
+// one hop-half at a time, prefetching the next load of each, so memory latency overlaps
+// across walks. Visit counters are open-addressing tables reused across sources (no
+// allocation per step). The adjacency is read in place through the store: zero-copy from the
+// LMDB map for raw (uncompressed) columns, otherwise pinned within the store's memory budget
+// (ResourceExhausted when it does not fit). See docs/WALKER.md for defaults and measurements.
+//
+// Thread safety: WalkGraph is immutable and safe to share; every function here may be called
+// concurrently. Functions that run in parallel use the current TBB arena (its size is set by
+// `tbb::global_control` in tools/).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "storage/ids.h"
+#include "storage/status.h"
+#include "storage/store.h"
+
+namespace pgraph::walker {
+
+// Column written beside storage::columns::kWalkNeighbors / kWalkWeights: the number of
+// valid (non-padding) neighbours of each item, u32, width 1.
+inline constexpr const char* kWalkCounts = "walk.counts";
+// Store metadata key holding the walk parameters as one JSON object.
+inline constexpr const char* kWalkParamsMeta = "walk.params";
+
+// The item-context adjacency as read by walks: both CSR directions of the store, in place.
+// Immutable and thread-safe; borrows the Store, which must outlive it.
+class WalkGraph {
+ public:
+  // Opens the four adjacency columns of `store` (offsets and targets, both directions).
+  // InvalidArgument when the store has no adjacency (not ingested); Corruption when the
+  // column sizes disagree with the store's counts or a chunk fails its checksum;
+  // ResourceExhausted when compressed columns do not fit the store's memory budget.
+  // Cost: reads (and verifies) every adjacency chunk once; zero-copy for raw LMDB columns.
+  static Result<std::unique_ptr<WalkGraph>> Open(const storage::Store& store);
+
+  std::uint64_t num_items() const { return num_items_; }
+  std::uint64_t num_contexts() const { return num_contexts_; }
+  std::uint64_t num_edges() const { return num_edges_; }
+  // Bytes pinned in RAM for the adjacency (0 when everything is served from the map).
+  std::uint64_t pinned_bytes() const;
+
+  std::uint64_t ItemDegree(NodeId item) const {
+    return item_offsets_[item + 1] - item_offsets_[item];
+  }
+  std::uint64_t ContextDegree(NodeId ctx) const {
+    return ctx_offsets_[ctx + 1] - ctx_offsets_[ctx];
+  }
+
+ private:
+  friend struct ViewAdjacency;
+  WalkGraph() = default;
+  std::uint64_t num_items_ = 0, num_contexts_ = 0, num_edges_ = 0;
+  storage::ColumnView<std::uint64_t> item_offsets_, ctx_offsets_;
+  storage::ColumnView<std::uint32_t> item_targets_, ctx_targets_;
+};
+
+// ---- Importance neighbourhoods ---------------------------------------------------------
+
+struct WalkOptions {
+  std::uint32_t top_t = 50;            // T, neighbours kept per item (paper: 50); >= 1
+  std::uint32_t walks_per_node = 200;  // walks started from each item (max with early stop)
+  std::uint32_t walk_length = 3;       // most steps (item -> context -> item) per walk; >= 1
+  // After each step the walk ends (returns to u) with this probability; in [0, 1). With 0
+  // every walk takes exactly walk_length steps.
+  double restart = 0.0;
+  std::uint64_t seed = 1;
+  // Pixie-style early stopping, off when either is 0: stop walking from u once
+  // `early_stop_nodes` items (u excluded) have been visited at least `early_stop_visits`
+  // times. Checked after each whole walk, so still deterministic.
+  std::uint32_t early_stop_nodes = 0;
+  std::uint32_t early_stop_visits = 0;
+  // Walks in flight per thread; 0 picks the default (32). Does not change results.
+  std::uint32_t lanes = 0;
+  // Items per parallel task. Does not change results.
+  std::uint32_t block_items = 256;
+  // Held-out pairs (q, i): i never appears in N(q) and q never in N(i). Any order, repeats
+  // allowed; copied at the start of the call.
+  std::span<const std::pair<NodeId, NodeId>> exclude;
+};
+
+// Checks the option ranges. InvalidArgument naming the option.
+Status ValidateWalkOptions(const WalkOptions& options);
+
+// Neighbourhoods of a range of items, row-major: row r belongs to item first + r.
+struct Neighborhoods {
+  NodeId first = 0;
+  std::uint32_t width = 0;            // T
+  std::vector<NodeId> neighbors;      // rows * T, most visited first (ties: smaller id),
+                                      // padded with kInvalidNode
+  std::vector<float> weights;         // rows * T, sum 1 over valid entries, 0 padding
+  std::vector<std::uint32_t> counts;  // rows: valid entries of each row (< T when fewer
+                                      // items were reached; 0 for isolated items)
+  std::uint64_t steps = 0;            // item -> context -> item steps simulated
+  std::uint64_t rows() const { return counts.size(); }
+};
+
+// Walks from items [first, first + count) in parallel (TBB, over blocks of items).
+// InvalidArgument for bad options or a range past num_items(). Deterministic in
+// options.seed whatever the thread count. Cost: ~walks_per_node * walk_length steps per item,
+// O(count * T) memory for the result plus ~16 KiB of counters per lane and thread.
+Result<Neighborhoods> ComputeNeighborhoods(const WalkGraph& graph, NodeId first,
+                                           std::uint64_t count, const WalkOptions& options);
+// All items. Same contract; the result holds num_items() rows.
+Result<Neighborhoods> ComputeNeighborhoods(const WalkGraph& graph, const WalkOptions& options);
+// Same results through storage::Graph (no prefetching: slower on graphs beyond the cache).
+Result<Neighborhoods> ComputeNeighborhoods(const storage::Graph& graph, NodeId first,
+                                           std::uint64_t count, const WalkOptions& options);
+
+// ---- Personalized PageRank -------------------------------------------------------------
+
+struct PprOptions {
+  // Probability of returning to the source before each step; in (0, 1). Mean walk length is
+  // (1 - restart) / restart steps (0.3: 2.3 steps).
+  double restart = 0.3;
+  std::uint32_t walks = 20000;       // Monte-Carlo walks (split evenly over the sources)
+  std::uint32_t max_length = 64;     // steps cap per walk (truncation bias (1-restart)^64)
+  std::uint64_t seed = 1;
+  std::uint64_t top_k = 0;           // keep the k best; 0 keeps every item reached
+  std::uint32_t lanes = 0;           // walks in flight; 0 = default. Does not change results.
+};
+
+// One ranked entry: item and its estimated PPR score.
+using ScoredItem = std::pair<NodeId, float>;
+
+// Estimated PPR from `source` over the item graph (item -> context -> item, uniform), by
+// Monte-Carlo: score(v) = restart * visits(v) / walks, an unbiased estimate of the PPR vector
+// entry pi_source(v) (visits at every step, step 0 included). Returns the items reached,
+// source excluded, by score descending (ties: smaller id first), at most top_k.
+// InvalidArgument for an out-of-range source or bad options. Single-threaded (walks
+// interleaved in lanes); deterministic in options.seed. Cost: ~walks / restart item visits;
+// memory O(distinct items reached).
+Result<std::vector<ScoredItem>> PersonalizedPageRank(const WalkGraph& graph, NodeId source,
+                                                     const PprOptions& options);
+Result<std::vector<ScoredItem>> PersonalizedPageRank(const storage::Graph& graph, NodeId source,
+                                                     const PprOptions& options);
+
+// Pixie-style multi-source PPR: walk j starts at sources[j % sources.size()], all visits
+// pooled, so scores estimate the mean of the sources' PPR vectors. Every source is excluded
+// from the result. InvalidArgument for an empty list, an out-of-range id or bad options.
+Result<std::vector<ScoredItem>> PersonalizedPageRank(const WalkGraph& graph,
+                                                     std::span<const NodeId> sources,
+                                                     const PprOptions& options);
+
+// One independent PPR per source, in parallel (TBB over sources); result[k] is what
+// PersonalizedPageRank(graph, sources[k], options) returns. Same errors.
+Result<std::vector<std::vector<ScoredItem>>> PersonalizedPageRankBatch(
+    const WalkGraph& graph, std::span<const NodeId> sources, const PprOptions& options);
+
+// Rank window [lo, hi) (0-based, in the PPR ranking with the source excluded).
+struct RankWindow {
+  std::uint64_t lo = 0, hi = 0;
+};
+
+// The default hard-negative window for a catalogue of `num_items`: the paper's ranks
+// 2000-5000 of ~2B pins, scaled: lo = clamp(num_items / 200, 10, 2000),
+// hi = clamp(num_items / 50, 40, 5000) (0.5%..2% of the catalogue; 1M items and up get the
+// paper's window). For tiny catalogues hi may exceed what walks reach; see DrawHardNegatives.
+RankWindow DefaultHardNegativeWindow(std::uint64_t num_items);
+
+struct HardNegativeOptions {
+  PprOptions ppr;          // the PPR run from q (top_k is ignored)
+  RankWindow window;       // {0, 0}: DefaultHardNegativeWindow(num_items)
+};
+
+// `count` hard negatives for query q: drawn uniformly without replacement from the PPR ranks
+// in the window (related to q, but less than its best matches). When fewer than hi items were
+// reached the window slides down to end at the last reached rank (keeping its width); when
+// the window holds fewer than `count` items the rest are uniform random items. Never q;
+// without duplicates unless the catalogue is smaller than count + 1. Deterministic in
+// (options.ppr.seed, seed). InvalidArgument for bad ids or options.
+Result<std::vector<NodeId>> DrawHardNegatives(const WalkGraph& graph, NodeId q,
+                                              std::uint32_t count,
+                                              const HardNegativeOptions& options,
+                                              std::uint64_t seed);
+
+// ---- Training and held-out pairs -------------------------------------------------------
+
+using Pair = std::pair<NodeId, NodeId>;
+
+// Reads `q i` pairs of external item ids, one per line (tab, space or comma separated; blank
+// lines and lines starting with '#' skipped; extra fields ignored, so generate's truth.tsv
+// works), mapped through `ids`. InvalidArgument naming file and line for a malformed line or
+// an unknown id (unless skip_unknown, which counts them in *skipped). IOError when the file
+// cannot be read.
+Result<std::vector<Pair>> ReadPairsFile(const std::string& path, const storage::IdMap& ids,
+                                        bool skip_unknown, std::uint64_t* skipped);
+
+struct PairOptions {
+  std::string pairs_path;        // labelled pairs (q i); empty: co-occurrence pairs
+  std::string heldout_path;      // held-out pairs (e.g. generate's truth.tsv); optional
+  // Share of pairs to hold out for evaluation, in [0, 1): of the labelled pairs, or (without a
+  // pairs file) of the items, each held-out item q pairing with an item that shares a context
+  // with it. Decided by hash of (seed, pair or item); added to heldout_path's pairs.
+  double heldout_fraction = 0.0;
+  std::uint32_t pairs_per_item = 2;  // co-occurrence: (q, i) for the top N(q) entries
+  std::uint32_t min_visits = 2;      // co-occurrence: ... visited at least this often
+  bool skip_unknown = false;         // drop pairs naming unknown items instead of failing
+};
+
+struct WalkStageOptions {
+  WalkOptions walk;                  // `exclude` is filled by RunWalkStage
+  PairOptions pairs;
+  std::uint64_t items_per_write = 1 << 16;  // rows computed per round before appending
+  // Called between rounds with (items done, total items); from the calling thread.
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+};
+
+struct WalkReport {
+  std::uint64_t items = 0, isolated_items = 0, short_rows = 0;  // short: < T neighbours
+  std::uint64_t steps = 0;
+  std::uint64_t train_pairs = 0, heldout_pairs = 0, skipped_pairs = 0;
+  std::uint64_t dropped_train_pairs = 0;  // labelled pairs dropped as held out
+  std::string pairs_source;               // "file" or "cooccurrence"
+  double seconds = 0, walk_seconds = 0;
+};
+
+// The whole `pgraph walk` stage on a writable store: reads and splits pairs, computes every
+// neighbourhood (held-out pairs excluded), then publishes in one Update: walk.neighbors
+// (u32 x T), walk.weights (f32 x T), walk.counts (u32), pairs.train and pairs.heldout
+// (u32 x 2; held-out pairs written even when empty), meta walk.params (JSON) and counts
+// "walk.top_t", "pairs.train", "pairs.heldout". On any error nothing is published (the
+// store is untouched). Errors: those of ValidateWalkOptions, WalkGraph::Open and
+// ReadPairsFile; InvalidArgument for a heldout_fraction outside [0, 1); IOError /
+// ResourceExhausted from the store. Requires: store opened writable. Memory: about
+// items_per_write * T * 12 bytes beyond the adjacency, plus the pairs.
+Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& options);
+
+// The walk parameters as the JSON object stored under kWalkParamsMeta.
+std::string WalkParamsJson(const WalkOptions& options, const PairOptions& pairs);
+
+}  // namespace pgraph::walker
