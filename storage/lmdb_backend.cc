@@ -44,9 +44,11 @@ class LmdbBackend : public KvBackend {
     if (const char* m = std::getenv("PGRAPH_LMDB_MAP_SIZE")) map_size = std::strtoull(m, nullptr, 10);
     mdb_env_set_mapsize(env_, map_size);
     mdb_env_set_maxreaders(env_, 1024);
-    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
+    // A store being created lives in a hidden directory until Seal, which syncs once: no
+    // need to sync each batch. Later updates sync data pages on commit (NOMETASYNC keeps
+    // the database consistent after a system crash) and fully at Publish.
+    unsigned flags = MDB_NOTLS | (create ? MDB_NOSYNC : MDB_NOMETASYNC);
     if (read_only) flags |= MDB_RDONLY;
-    (void)create;
     rc = mdb_env_open(env_, path.c_str(), flags, 0644);
     if (rc) return MdbStatus(rc, "opening LMDB database in " + path);
     MDB_txn* txn = nullptr;

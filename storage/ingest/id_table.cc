@@ -9,6 +9,7 @@ namespace pgraph::storage {
 
 namespace {
 constexpr std::uint64_t kStringFlag = 1ull << 63;
+// A bijective 64-bit mixer (murmur3 finaliser): equal hashes mean equal integers.
 inline std::uint64_t Mix(std::uint64_t k) {
   k ^= k >> 33;
   k *= 0xff51afd7ed558ccdull;
@@ -17,12 +18,14 @@ inline std::uint64_t Mix(std::uint64_t k) {
   k ^= k >> 33;
   return k;
 }
+constexpr std::uint64_t kInitialSlots = 1 << 16;
 }  // namespace
 
 IdTable::IdTable() {
-  slots_.assign(1 << 16, 0);
-  slot_keys_.assign(1 << 16, 0);
-  mask_ = (1 << 16) - 1;
+  for (Table* t : {&ints_, &strings_}) {
+    t->slots.assign(kInitialSlots, Slot{0, 0, 0});
+    t->mask = kInitialSlots - 1;
+  }
 }
 
 bool IdTable::ParseInt(std::string_view s, std::uint64_t* v) {
@@ -36,50 +39,37 @@ bool IdTable::ParseInt(std::string_view s, std::uint64_t* v) {
   return true;
 }
 
-bool IdTable::SlotMatches(std::uint32_t slot_id, std::uint64_t key, bool is_string,
-                          std::string_view name) const {
-  std::uint64_t ref = refs_[slot_id];
-  if (!is_string) return ref == key;
-  if (!(ref & kStringFlag)) return false;
-  std::uint64_t off = ref & ~kStringFlag;
+std::uint64_t IdTable::HashOf(std::string_view name, bool* is_string) {
+  std::uint64_t v;
+  *is_string = !ParseInt(name, &v);
+  return *is_string ? HashId(name) : Mix(v);
+}
+
+bool IdTable::StringEquals(NodeId id, std::string_view name) const {
+  std::uint64_t off = refs_[id] & ~kStringFlag;
   std::uint32_t len;
   std::memcpy(&len, arena_.data() + off, 4);
   return len == name.size() && std::memcmp(arena_.data() + off + 4, name.data(), len) == 0;
 }
 
-NodeId IdTable::Lookup(std::uint64_t key, bool is_string, std::string_view name) const {
-  std::uint64_t h = is_string ? key : Mix(key);
-  for (std::uint64_t i = h & mask_;; i = (i + 1) & mask_) {
-    std::uint32_t s = slots_[i];
-    if (s == 0) return kInvalidNode;
-    if (slot_keys_[i] == h && SlotMatches(s - 1, key, is_string, name)) return s - 1;
+void IdTable::Grow(Table* t) {
+  std::vector<Slot> old = std::move(t->slots);
+  std::uint64_t n = old.size() * 2;
+  t->slots.assign(n, Slot{0, 0, 0});
+  t->mask = n - 1;
+  for (const Slot& s : old) {
+    if (s.id1 == 0) continue;
+    std::uint64_t i = s.hash & t->mask;
+    while (t->slots[i].id1 != 0) i = (i + 1) & t->mask;
+    t->slots[i] = s;
   }
 }
 
-void IdTable::Grow() {
-  std::vector<std::uint32_t> old_slots = std::move(slots_);
-  std::vector<std::uint64_t> old_keys = std::move(slot_keys_);
-  std::uint64_t n = old_slots.size() * 2;
-  slots_.assign(n, 0);
-  slot_keys_.assign(n, 0);
-  mask_ = n - 1;
-  for (std::uint64_t j = 0; j < old_slots.size(); ++j) {
-    if (old_slots[j] == 0) continue;
-    std::uint64_t i = old_keys[j] & mask_;
-    while (slots_[i] != 0) i = (i + 1) & mask_;
-    slots_[i] = old_slots[j];
-    slot_keys_[i] = old_keys[j];
-  }
-}
-
-NodeId IdTable::Intern(std::string_view name) {
-  std::uint64_t v;
-  bool is_string = !ParseInt(name, &v);
-  std::uint64_t key = is_string ? HashId(name) : v;
-  std::uint64_t h = is_string ? key : Mix(key);
-  for (std::uint64_t i = h & mask_;; i = (i + 1) & mask_) {
-    std::uint32_t s = slots_[i];
-    if (s == 0) {
+NodeId IdTable::InternHashed(std::uint64_t h, bool is_string, std::string_view name) {
+  Table& t = is_string ? strings_ : ints_;
+  for (std::uint64_t i = h & t.mask;; i = (i + 1) & t.mask) {
+    Slot& s = t.slots[i];
+    if (s.id1 == 0) {
       NodeId id = static_cast<NodeId>(refs_.size());
       if (is_string) {
         std::uint32_t len = static_cast<std::uint32_t>(name.size());
@@ -87,21 +77,51 @@ NodeId IdTable::Intern(std::string_view name) {
         arena_.append(reinterpret_cast<const char*>(&len), 4);
         arena_.append(name);
       } else {
+        std::uint64_t v = 0;
+        ParseInt(name, &v);
         refs_.push_back(v);
       }
-      slots_[i] = id + 1;
-      slot_keys_[i] = h;
-      if (refs_.size() * 2 > slots_.size()) Grow();
+      s = Slot{h, id + 1, 0};
+      if (++t.used * 2 > t.slots.size()) Grow(&t);
       return id;
     }
-    if (slot_keys_[i] == h && SlotMatches(s - 1, key, is_string, name)) return s - 1;
+    if (s.hash == h && (!is_string || StringEquals(s.id1 - 1, name))) return s.id1 - 1;
+  }
+}
+
+NodeId IdTable::Intern(std::string_view name) {
+  bool is_string;
+  std::uint64_t h = HashOf(name, &is_string);
+  return InternHashed(h, is_string, name);
+}
+
+void IdTable::InternBatch(std::span<const std::string_view> names, NodeId* out) {
+  constexpr std::size_t kAhead = 16;
+  constexpr std::size_t kWindow = 256;
+  std::uint64_t hashes[kWindow];
+  bool strs[kWindow];
+  for (std::size_t base = 0; base < names.size(); base += kWindow) {
+    std::size_t n = std::min(kWindow, names.size() - base);
+    for (std::size_t i = 0; i < n; ++i) hashes[i] = HashOf(names[base + i], &strs[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) {
+        const Table& t = strs[i + kAhead] ? strings_ : ints_;
+        __builtin_prefetch(&t.slots[hashes[i + kAhead] & t.mask]);
+      }
+      out[base + i] = InternHashed(hashes[i], strs[i], names[base + i]);
+    }
   }
 }
 
 NodeId IdTable::Find(std::string_view name) const {
-  std::uint64_t v;
-  bool is_string = !ParseInt(name, &v);
-  return Lookup(is_string ? HashId(name) : v, is_string, name);
+  bool is_string;
+  std::uint64_t h = HashOf(name, &is_string);
+  const Table& t = is_string ? strings_ : ints_;
+  for (std::uint64_t i = h & t.mask;; i = (i + 1) & t.mask) {
+    const Slot& s = t.slots[i];
+    if (s.id1 == 0) return kInvalidNode;
+    if (s.hash == h && (!is_string || StringEquals(s.id1 - 1, name))) return s.id1 - 1;
+  }
 }
 
 void IdTable::AppendName(NodeId id, std::string* out) const {
@@ -116,11 +136,6 @@ void IdTable::AppendName(NodeId id, std::string* out) const {
     auto r = std::to_chars(buf, buf + sizeof buf, ref);
     out->append(buf, r.ptr);
   }
-}
-
-std::uint64_t IdTable::memory_bytes() const {
-  return slots_.capacity() * 4 + slot_keys_.capacity() * 8 + refs_.capacity() * 8 +
-         arena_.capacity();
 }
 
 }  // namespace pgraph::storage

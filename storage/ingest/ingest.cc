@@ -456,26 +456,27 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
     edges.item.resize(old + total);
     edges.ctx.resize(old + total);
     if (fmt.fields == 3) edges.weight.resize(old + total);
-    Status overflow;
-    tbb::parallel_invoke(
-        [&] {
-          std::size_t k = old;
-          for (Piece& p : pieces) {
-            for (const ParsedLine& l : p.lines) {
-              edges.item[k++] = items.Intern(block.substr(l.item.off, l.item.len));
-            }
-          }
-        },
-        [&] {
-          std::size_t k = old;
-          for (Piece& p : pieces) {
-            for (const ParsedLine& l : p.lines) {
-              edges.ctx[k] = contexts.Intern(block.substr(l.ctx.off, l.ctx.len));
-              if (fmt.fields == 3) edges.weight[k] = l.weight;
-              ++k;
-            }
-          }
-        });
+    // Items and contexts are independent id spaces: intern them side by side, each with
+    // prefetching over a flat list of field views.
+    auto intern = [&](IdTable* table, bool item_side, NodeId* out) {
+      std::vector<std::string_view> names(total);
+      std::size_t k = 0;
+      for (Piece& p : pieces) {
+        for (const ParsedLine& l : p.lines) {
+          const Field& f = item_side ? l.item : l.ctx;
+          names[k++] = block.substr(f.off, f.len);
+        }
+      }
+      table->InternBatch(names, out);
+    };
+    tbb::parallel_invoke([&] { intern(&items, true, edges.item.data() + old); },
+                         [&] { intern(&contexts, false, edges.ctx.data() + old); });
+    if (fmt.fields == 3) {
+      std::size_t k = old;
+      for (Piece& p : pieces) {
+        for (const ParsedLine& l : p.lines) edges.weight[k++] = l.weight;
+      }
+    }
     if (edges.item.size() >= next_log) {
       log("read " + std::to_string(edges.item.size()) + " edges");
       next_log += 10'000'000;

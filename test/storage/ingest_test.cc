@@ -141,7 +141,7 @@ TEST_CASE("npy features with an id file", "[storage]") {
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
-  std::string npy = "\x93NUMPY\x01\x00";
+  std::string npy("\x93NUMPY\x01\x00", 8);
   npy.push_back(static_cast<char>(header.size() & 0xff));
   npy.push_back(static_cast<char>(header.size() >> 8));
   npy += header;
