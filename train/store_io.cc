@@ -1,0 +1,156 @@
+// Store-backed data sources and checkpoints (torch-free), and Train() on a store.
+#include <cstring>
+#include <string>
+
+#include "storage/store.h"
+#include "train/trainer.h"
+
+namespace pgraph::train {
+namespace {
+
+namespace cols = storage::columns;
+constexpr const char* kCheckpointColumn = "checkpoint";
+
+Result<const storage::Column*> OpenColumn(const storage::Store& store, const char* name,
+                                          const char* hint) {
+  auto c = store.OpenColumn(name);
+  if (!c.ok()) {
+    return Status::NotFound(std::string("column ") + name + " not found in " + store.dir() +
+                            hint);
+  }
+  return c.value();
+}
+
+class StoreFeatures final : public FeatureSource {
+ public:
+  explicit StoreFeatures(const storage::Column* c) : col_(c) {}
+  std::uint64_t num_items() const override { return col_->info().rows; }
+  std::uint32_t dim() const override { return col_->info().width; }
+  Status Gather(std::span<const NodeId> ids, std::span<float> out) const override {
+    const std::uint64_t n = num_items();
+    for (NodeId id : ids) {
+      if (id >= n) return Status::InvalidArgument("feature row out of range");
+    }
+    return col_->GatherAsFloat(ids, out);
+  }
+
+ private:
+  const storage::Column* col_;
+};
+
+// Reads walk.neighbors / walk.weights rows through the chunk cache, one sorted pass per call.
+class StoreNeighborhoods final : public NeighborhoodSource {
+ public:
+  StoreNeighborhoods(const storage::Column* n, const storage::Column* w) : n_(n), w_(w) {}
+  std::uint64_t num_items() const override { return n_->info().rows; }
+  std::uint32_t width() const override { return n_->info().width; }
+  Status Get(std::span<const NodeId> ids, std::span<NodeId> neighbors,
+             std::span<float> weights) const override {
+    const std::uint32_t T = width();
+    const std::uint64_t n = num_items();
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      if (ids[j] >= n) return Status::InvalidArgument("walk row out of range");
+      PGRAPH_RETURN_IF_ERROR(n_->ReadRows(
+          ids[j], 1, std::as_writable_bytes(neighbors.subspan(j * T, T))));
+    }
+    // Weights as floats (the column is f32).
+    return w_->GatherAsFloat(ids, weights.first(ids.size() * T));
+  }
+
+ private:
+  const storage::Column* n_;
+  const storage::Column* w_;
+};
+
+class StoreCheckpoints final : public CheckpointSink {
+ public:
+  explicit StoreCheckpoints(storage::Store* store) : store_(store) {}
+  Status Save(std::span<const std::byte> blob, const std::string& config,
+              std::uint32_t epoch) override {
+    PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+    storage::ColumnSpec spec;
+    spec.name = kCheckpointColumn;
+    spec.dtype = storage::DType::kU8;
+    spec.width = 1;
+    spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
+    PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * w, update->AddColumn(spec));
+    PGRAPH_RETURN_IF_ERROR(w->Append(blob));
+    update->SetMeta("train.config", config);
+    update->SetCount("train.epoch", epoch);
+    PGRAPH_RETURN_IF_ERROR(update->Publish());
+    return store_->Refresh();
+  }
+  Result<std::optional<std::vector<std::byte>>> LoadLatest() override {
+    if (!store_->HasColumn(kCheckpointColumn)) return std::optional<std::vector<std::byte>>();
+    PGRAPH_ASSIGN_OR_RETURN(auto blob, ReadBlob(*store_));
+    return std::optional<std::vector<std::byte>>(std::move(blob));
+  }
+  static Result<std::vector<std::byte>> ReadBlob(const storage::Store& store) {
+    PGRAPH_ASSIGN_OR_RETURN(const storage::Column* c,
+                            OpenColumn(store, kCheckpointColumn, " (train first)"));
+    std::vector<std::byte> blob(c->info().rows);
+    PGRAPH_RETURN_IF_ERROR(c->ReadRows(0, blob.size(), blob));
+    return blob;
+  }
+
+ private:
+  storage::Store* store_;
+};
+
+Result<std::vector<std::pair<NodeId, NodeId>>> ReadPairs(const storage::Column* c) {
+  if (c->info().width != 2 || c->info().dtype != storage::DType::kU32) {
+    return Status::InvalidArgument("column " + c->info().name + " must be u32 x 2");
+  }
+  std::vector<NodeId> flat(c->info().rows * 2);
+  PGRAPH_RETURN_IF_ERROR(c->ReadRows(0, c->info().rows, std::as_writable_bytes(std::span(flat))));
+  std::vector<std::pair<NodeId, NodeId>> pairs(c->info().rows);
+  for (std::size_t j = 0; j < pairs.size(); ++j) pairs[j] = {flat[2 * j], flat[2 * j + 1]};
+  return pairs;
+}
+
+}  // namespace
+
+Result<TrainReport> Train(const TrainOptions& options) {
+  storage::StoreOptions so;
+  so.memory_budget = options.memory_budget;
+  PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                          storage::Store::Open(options.store_dir, so));
+  const char* walk_hint = " (run `pgraph walk` first)";
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* nbr,
+                          OpenColumn(*store, cols::kWalkNeighbors, walk_hint));
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* wts,
+                          OpenColumn(*store, cols::kWalkWeights, walk_hint));
+  if (nbr->info().dtype != storage::DType::kU32 || wts->info().dtype != storage::DType::kF32 ||
+      nbr->info().width != wts->info().width || nbr->info().rows != wts->info().rows) {
+    return Status::InvalidArgument("walk.neighbors (u32 x T) and walk.weights (f32 x T) disagree");
+  }
+  StoreNeighborhoods neighborhoods(nbr, wts);
+  std::unique_ptr<StoreFeatures> features;
+  if (store->HasColumn(cols::kFeatures)) {
+    PGRAPH_ASSIGN_OR_RETURN(const storage::Column* f, OpenColumn(*store, cols::kFeatures, ""));
+    features = std::make_unique<StoreFeatures>(f);
+  }
+  TrainData data;
+  data.features = features.get();
+  data.neighborhoods = &neighborhoods;
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* tp,
+                          OpenColumn(*store, cols::kTrainPairs, walk_hint));
+  PGRAPH_ASSIGN_OR_RETURN(data.train_pairs, ReadPairs(tp));
+  if (store->HasColumn(cols::kHeldOutPairs)) {
+    PGRAPH_ASSIGN_OR_RETURN(const storage::Column* hp, OpenColumn(*store, cols::kHeldOutPairs, ""));
+    PGRAPH_ASSIGN_OR_RETURN(data.heldout_pairs, ReadPairs(hp));
+  }
+  StoreCheckpoints checkpoints(store.get());
+  data.checkpoints = &checkpoints;
+  return TrainOnData(data, options);
+}
+
+Result<ModelParameters> LoadLatestParameters(const storage::Store& store) {
+  if (!store.HasColumn(kCheckpointColumn)) {
+    return Status::NotFound("no checkpoint in " + store.dir() + " (run `pgraph train` first)");
+  }
+  PGRAPH_ASSIGN_OR_RETURN(std::vector<std::byte> blob, StoreCheckpoints::ReadBlob(store));
+  return ParseParameters(blob);
+}
+
+}  // namespace pgraph::train

@@ -1,0 +1,636 @@
+// The training loop: producer-consumer pipeline (TBB flow graph), max-margin loss with
+// shared + hard negatives, Adam with warm-up and exponential decay, validation, checkpoints.
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <tbb/flow_graph.h>
+#include <torch/cuda.h>
+#include <torch/nn/module.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "train/batch.h"
+#include "train/checkpoint.h"
+#include "train/model.h"
+
+namespace pgraph::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+Status TorchError(const c10::Error& e) {
+  return Status::Internal(std::string("torch: ") + e.what_without_backtrace());
+}
+
+// Adam (Kingma & Ba) with PyTorch's update rule, kept here so its state is checkpointed
+// exactly and identically across libtorch versions.
+struct Adam {
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::vector<at::Tensor> m, v;
+  std::int64_t step = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+
+  void Init() {
+    for (auto& [name, p] : params) {
+      m.push_back(at::zeros_like(p));
+      v.push_back(at::zeros_like(p));
+    }
+  }
+  // Returns the gradient norm before clipping.
+  double ClipAndStep(double lr, double clip) {
+    torch::NoGradGuard no_grad;
+    double norm = 0;
+    std::vector<at::Tensor> norms;
+    for (auto& [name, p] : params) {
+      if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
+    }
+    if (!norms.empty()) norm = std::sqrt(at::stack(norms).sum().item<double>());
+    const double scale = (clip > 0 && norm > clip) ? clip / (norm + 1e-6) : 1.0;
+    ++step;
+    const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+    const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+    for (std::size_t j = 0; j < params.size(); ++j) {
+      at::Tensor& p = params[j].second;
+      if (!p.grad().defined()) continue;
+      at::Tensor g = p.grad();
+      if (scale != 1.0) g.mul_(scale);
+      m[j].mul_(beta1).add_(g, 1.0 - beta1);
+      v[j].mul_(beta2).addcmul_(g, g, 1.0 - beta2);
+      at::Tensor denom = (v[j].sqrt() / std::sqrt(bc2)).add_(eps);
+      p.addcdiv_(m[j], denom, -lr / bc1);
+      g.zero_();
+    }
+    return norm;
+  }
+};
+
+NamedArray ToArray(const at::Tensor& t) {
+  at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  NamedArray a;
+  a.shape = c.sizes().vec();
+  a.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return a;
+}
+
+Status FromArray(const NamedArray& a, const std::string& name, at::Tensor* dst) {
+  if (a.shape != dst->sizes().vec()) {
+    return Status::InvalidArgument("checkpoint array " + name + " has the wrong shape");
+  }
+  torch::NoGradGuard no_grad;
+  dst->copy_(at::from_blob(const_cast<float*>(a.data.data()), a.shape,
+                           at::TensorOptions().dtype(at::kFloat)));
+  return Status::OK();
+}
+
+class Trainer {
+ public:
+  Trainer(const TrainData& data, const TrainOptions& options) : data_(data), opt_(options) {}
+
+  Result<TrainReport> Run() {
+    auto t0 = Clock::now();
+    PGRAPH_RETURN_IF_ERROR(Setup());
+    for (std::uint32_t epoch = first_epoch_; epoch <= opt_.epochs; ++epoch) {
+      EpochStats stats;
+      PGRAPH_RETURN_IF_ERROR(RunEpoch(epoch, &stats));
+      auto tv = Clock::now();
+      PGRAPH_RETURN_IF_ERROR(Validate(&stats));
+      report_.time.validation += Since(tv);
+      if (Cancelled()) return Status::Cancelled("training interrupted");
+      if (data_.checkpoints != nullptr && opt_.checkpoint) {
+        auto tc = Clock::now();
+        PGRAPH_RETURN_IF_ERROR(SaveCheckpoint(epoch));
+        report_.time.checkpoint += Since(tc);
+      }
+      report_.epochs.push_back(stats);
+      if (opt_.on_epoch) opt_.on_epoch(stats);
+    }
+    report_.seconds = Since(t0);
+    report_.pairs_per_second = train_seconds_ > 0 ? report_.pairs / train_seconds_ : 0;
+    return std::move(report_);
+  }
+
+ private:
+  bool Cancelled() const {
+    return opt_.cancel != nullptr && opt_.cancel->load(std::memory_order_relaxed);
+  }
+
+  Status Setup() {
+    if (data_.neighborhoods == nullptr) {
+      return Status::InvalidArgument("training needs importance neighbourhoods (walk.*)");
+    }
+    const std::uint64_t n = data_.neighborhoods->num_items();
+    if (n == 0) return Status::InvalidArgument("no items");
+    if (data_.features != nullptr && data_.features->num_items() != n) {
+      return Status::InvalidArgument("features cover " +
+                                     std::to_string(data_.features->num_items()) +
+                                     " items, neighbourhoods " + std::to_string(n));
+    }
+    // Resume first: the run-defining options come from the checkpoint.
+    std::optional<CheckpointData> ckpt;
+    if (opt_.resume && data_.checkpoints != nullptr) {
+      PGRAPH_ASSIGN_OR_RETURN(auto blob, data_.checkpoints->LoadLatest());
+      if (blob) {
+        PGRAPH_ASSIGN_OR_RETURN(CheckpointData c, ParseCheckpoint(*blob));
+        ModelConfig mc;
+        PGRAPH_RETURN_IF_ERROR(ParseConfig(c.meta["config"], &mc, &opt_));
+        opt_.layers = mc.layers;
+        opt_.dim = mc.dim;
+        opt_.hidden = mc.hidden;
+        opt_.neighbors = mc.neighbors;
+        opt_.pooling = mc.pooling;
+        opt_.id_embedding_dim = mc.id_embedding_dim;
+        const std::uint32_t have_dim = data_.features ? data_.features->dim() : 0;
+        if (mc.num_items != n || mc.feature_dim != have_dim) {
+          return Status::InvalidArgument(
+              "--resume: the checkpoint was trained on " + std::to_string(mc.num_items) +
+              " items with " + std::to_string(mc.feature_dim) + " features, the data has " +
+              std::to_string(n) + " items with " + std::to_string(have_dim));
+        }
+        ckpt = std::move(c);
+      }
+    }
+    if (opt_.layers < 1 || opt_.dim < 1 || opt_.hidden < 1 || opt_.batch < 1) {
+      return Status::InvalidArgument("layers, dim, hidden and batch must be >= 1");
+    }
+    if (opt_.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
+    if (!(opt_.lr > 0)) return Status::InvalidArgument("lr must be > 0");
+    const std::uint32_t fdim = data_.features ? data_.features->dim() : 0;
+    if (fdim == 0 && opt_.id_embedding_dim == 0) {
+      return Status::InvalidArgument(
+          "the store has no item features: use --id-embedding-dim to learn id embeddings");
+    }
+    nbrs_ = data_.neighborhoods;
+    if (opt_.neighbors > 0 && opt_.neighbors < nbrs_->width()) {
+      truncated_ = std::make_unique<TruncatedNeighborhoods>(nbrs_, opt_.neighbors);
+      nbrs_ = truncated_.get();
+    }
+    // Pairs: check ids; drop any pair that is also held out (never trained on).
+    std::unordered_set<std::uint64_t> heldout;
+    for (auto [q, i] : data_.heldout_pairs) {
+      if (q >= n || i >= n) return Status::InvalidArgument("held-out pair id out of range");
+      heldout.insert((std::uint64_t{q} << 32) | i);
+    }
+    train_.train_pairs.reserve(data_.train_pairs.size());
+    for (auto [q, i] : data_.train_pairs) {
+      if (q >= n || i >= n) {
+        return Status::InvalidArgument("training pair (" + std::to_string(q) + ", " +
+                                       std::to_string(i) + ") out of range");
+      }
+      if (heldout.count((std::uint64_t{q} << 32) | i)) continue;
+      train_.train_pairs.emplace_back(q, i);
+    }
+    if (train_.train_pairs.empty()) return Status::InvalidArgument("no training pairs");
+    train_.features = data_.features;
+    train_.neighborhoods = nbrs_;
+    train_.hard = data_.hard;
+    if (opt_.hard_negatives && train_.hard == nullptr) {
+      ppr_ = MakePprHardNegativeSampler(nbrs_);
+      train_.hard = ppr_.get();
+    }
+    negatives_ = std::min<std::uint32_t>(
+        opt_.negatives, static_cast<std::uint32_t>(std::max<std::uint64_t>(1, n / 10)));
+
+    // Device and threads.
+    PGRAPH_ASSIGN_OR_RETURN(std::string dev, ResolveDevice(opt_.device));
+    device_ = at::Device(dev);
+    report_.device = dev;
+    int threads = opt_.threads > 0 ? opt_.threads
+                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(threads);
+
+    model_config_.layers = opt_.layers;
+    model_config_.dim = opt_.dim;
+    model_config_.hidden = opt_.hidden;
+    model_config_.neighbors = nbrs_->width();
+    model_config_.feature_dim = fdim;
+    model_config_.id_embedding_dim = opt_.id_embedding_dim;
+    model_config_.num_items = n;
+    model_config_.pooling = opt_.pooling;
+    report_.config = FormatConfig(model_config_, opt_);
+
+    at::manual_seed(opt_.seed);
+    model_ = PinSageModel(model_config_);
+    adam_.params = PublicParameters(*model_);
+    adam_.Init();
+    for (auto& [name, p] : adam_.params) report_.parameters += p.numel();
+
+    steps_per_epoch_ = (train_.train_pairs.size() + opt_.batch - 1) / opt_.batch;
+    if (opt_.max_steps_per_epoch > 0) {
+      steps_per_epoch_ = std::min<std::uint64_t>(steps_per_epoch_, opt_.max_steps_per_epoch);
+    }
+    if (ckpt) PGRAPH_RETURN_IF_ERROR(RestoreCheckpoint(*ckpt));
+    report_.first_epoch = first_epoch_;
+    model_->to(device_);
+    for (auto& mt : adam_.m) mt = mt.to(device_);
+    for (auto& vt : adam_.v) vt = vt.to(device_);
+    adam_.params = PublicParameters(*model_);  // after the move
+    return Status::OK();
+  }
+
+  Status RestoreCheckpoint(const CheckpointData& c) {
+    ModelParameters params;
+    for (auto& [name, a] : c.arrays) {
+      if (name.rfind("adam.", 0) != 0) params.arrays[name] = a;
+    }
+    PGRAPH_RETURN_IF_ERROR(LoadParameters(params, model_.get()));
+    for (std::size_t j = 0; j < adam_.params.size(); ++j) {
+      const std::string& name = adam_.params[j].first;
+      auto m = c.arrays.find("adam.m/" + name), v = c.arrays.find("adam.v/" + name);
+      if (m == c.arrays.end() || v == c.arrays.end()) {
+        return Status::Corruption("checkpoint lacks the Adam state of " + name);
+      }
+      PGRAPH_RETURN_IF_ERROR(FromArray(m->second, name, &adam_.m[j]));
+      PGRAPH_RETURN_IF_ERROR(FromArray(v->second, name, &adam_.v[j]));
+    }
+    auto num = [&](const char* key) -> std::uint64_t {
+      auto it = c.meta.find(key);
+      return it == c.meta.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    };
+    adam_.step = static_cast<std::int64_t>(num("adam.step"));
+    global_step_ = num("global_step");
+    first_epoch_ = static_cast<std::uint32_t>(num("epoch")) + 1;
+    return Status::OK();
+  }
+
+  Status SaveCheckpoint(std::uint32_t epoch) {
+    CheckpointData c;
+    c.meta["config"] = report_.config;
+    c.meta["epoch"] = std::to_string(epoch);
+    c.meta["global_step"] = std::to_string(global_step_);
+    c.meta["adam.step"] = std::to_string(adam_.step);
+    for (std::size_t j = 0; j < adam_.params.size(); ++j) {
+      const std::string& name = adam_.params[j].first;
+      c.arrays[name] = ToArray(adam_.params[j].second);
+      c.arrays["adam.m/" + name] = ToArray(adam_.m[j]);
+      c.arrays["adam.v/" + name] = ToArray(adam_.v[j]);
+    }
+    std::vector<std::byte> blob = SerializeCheckpoint(c);
+    return data_.checkpoints->Save(blob, report_.config, epoch);
+  }
+
+  double LearningRate(std::uint64_t step) const {
+    const double base = opt_.lr * opt_.batch / 512.0;  // linear scaling rule
+    const double spe = static_cast<double>(std::max<std::uint64_t>(1, steps_per_epoch_));
+    if (opt_.warmup && step < steps_per_epoch_) return base * (step + 1) / spe;
+    const double after = opt_.warmup ? step - spe : static_cast<double>(step);
+    return base * std::pow(opt_.lr_decay, after / spe);
+  }
+
+  // One optimisation step on a produced batch (the consumer).
+  Status Step(const MiniBatch& b, std::uint32_t epoch, std::uint64_t step_in_epoch,
+              Clock::time_point epoch_start) {
+    if (!b.status.ok()) return b.status;
+    report_.time.sampling += b.sample_seconds;
+    report_.time.gathering += b.gather_seconds;
+    try {
+      auto t0 = Clock::now();
+      BatchTensors t = ToTensors(b, device_);
+      auto t1 = Clock::now();
+      at::Tensor z = model_->forward(t);
+      at::Tensor zq = z.index_select(0, t.query);
+      at::Tensor zi = z.index_select(0, t.positive);
+      at::Tensor pos = (zq * zi).sum(1, /*keepdim=*/true);             // [B x 1]
+      at::Tensor neg = zq.mm(z.index_select(0, t.negative).t());       // [B x N]
+      if (t.hard_per_pair > 0) {
+        const std::int64_t B = zq.size(0);
+        at::Tensor zh = z.index_select(0, t.hard).view({B, t.hard_per_pair, z.size(1)});
+        at::Tensor hs = at::bmm(zh, zq.unsqueeze(2)).squeeze(2);     // [B x H]
+        neg = at::cat({neg, hs}, 1);
+      }
+      at::Tensor loss = at::relu(neg - pos + opt_.margin).mean();
+      double loss_value = loss.item<double>();
+      auto t2 = Clock::now();
+      loss.backward();
+      auto t3 = Clock::now();
+      const double lr = LearningRate(global_step_);
+      adam_.ClipAndStep(lr, opt_.clip_grad_norm);
+      auto t4 = Clock::now();
+      report_.time.transfer += std::chrono::duration<double>(t1 - t0).count();
+      report_.time.forward += std::chrono::duration<double>(t2 - t1).count();
+      report_.time.backward += std::chrono::duration<double>(t3 - t2).count();
+      report_.time.optimizer += std::chrono::duration<double>(t4 - t3).count();
+      report_.model_flops += static_cast<std::uint64_t>(3.0 * model_->ForwardFlops(b));
+      if (b.sequence == 0) report_.gemm_shapes = model_->ForwardGemms(b);
+      if (!std::isfinite(loss_value)) {
+        return Status::Internal("loss is not finite at step " + std::to_string(global_step_) +
+                                " (lower --lr or set --clip-grad-norm)");
+      }
+      epoch_loss_ += loss_value;
+      epoch_pairs_ += b.num_pairs();
+      ++epoch_steps_;
+      ++global_step_;
+      ++report_.steps;
+      report_.pairs += b.num_pairs();
+      if (opt_.on_step) {
+        StepStats s;
+        s.epoch = epoch;
+        s.step = step_in_epoch;
+        s.steps_in_epoch = steps_per_epoch_;
+        s.global_step = global_step_ - 1;
+        s.loss = loss_value;
+        s.lr = lr;
+        s.pairs = b.num_pairs();
+        double secs = Since(epoch_start);
+        s.pairs_per_second = secs > 0 ? epoch_pairs_ / secs : 0;
+        double per_step = secs / static_cast<double>(epoch_steps_);
+        s.eta_seconds = per_step * static_cast<double>(steps_per_epoch_ - epoch_steps_);
+        opt_.on_step(s);
+      }
+      return Status::OK();
+    } catch (const c10::Error& e) {
+      return TorchError(e);
+    }
+  }
+
+  Status RunEpoch(std::uint32_t epoch, EpochStats* stats) {
+    ProducerConfig pc;
+    pc.layers = opt_.layers;
+    pc.batch = opt_.batch;
+    pc.negatives = negatives_;
+    pc.hard_per_pair =
+        (opt_.hard_negatives && train_.hard) ? std::min(epoch - 1, opt_.max_hard_negatives) : 0;
+    pc.seed = opt_.seed;
+    pc.epoch = epoch;
+    pc.max_batches = opt_.max_steps_per_epoch;
+    BatchProducer producer(train_, nbrs_, pc);
+    const std::uint64_t n = producer.num_batches();
+    epoch_loss_ = 0;
+    epoch_pairs_ = 0;
+    epoch_steps_ = 0;
+    model_->train();
+    const auto start = Clock::now();
+    Status first_error;
+    if (!opt_.pipeline) {
+      for (std::uint64_t i = 0; i < n && !Cancelled(); ++i) {
+        std::unique_ptr<MiniBatch> b = producer.Produce(i);
+        first_error = Step(*b, epoch, i, start);
+        if (!first_error.ok()) break;
+      }
+    } else {
+      PGRAPH_RETURN_IF_ERROR(RunPipeline(producer, epoch, start, &first_error));
+    }
+    const double secs = Since(start);
+    train_seconds_ += secs;
+    report_.time.wait += wait_seconds_;
+    wait_seconds_ = 0;
+    PGRAPH_RETURN_IF_ERROR(first_error);
+    if (Cancelled()) return Status::Cancelled("training interrupted");
+    stats->epoch = epoch;
+    stats->mean_loss = epoch_steps_ ? epoch_loss_ / epoch_steps_ : 0;
+    stats->seconds = secs;
+    stats->pairs = epoch_pairs_;
+    stats->pairs_per_second = secs > 0 ? epoch_pairs_ / secs : 0;
+    stats->hard_negatives = pc.hard_per_pair;
+    stats->lr = LearningRate(global_step_ ? global_step_ - 1 : 0);
+    return Status::OK();
+  }
+
+  // Producer stages on TBB threads, at most opt_.prefetch batches in flight; one serial
+  // consumer takes them in sequence order (so results match --no-pipeline exactly).
+  Status RunPipeline(const BatchProducer& producer, std::uint32_t epoch, Clock::time_point start,
+                     Status* first_error) {
+    using Batch = std::shared_ptr<MiniBatch>;
+    namespace flow = tbb::flow;
+    const std::uint64_t n = producer.num_batches();
+    std::atomic<bool> stop{false};
+    std::uint64_t next = 0;  // only touched by the serial input node
+    std::mutex error_mu;     // guards *first_error
+    auto last_end = Clock::now();
+    flow::graph g;
+    flow::input_node<std::uint64_t> source(g, [&](tbb::flow_control& fc) -> std::uint64_t {
+      if (next >= n || stop.load() || Cancelled()) {
+        fc.stop();
+        return 0;
+      }
+      return next++;
+    });
+    flow::limiter_node<std::uint64_t> limiter(g, std::max<std::uint32_t>(1, opt_.prefetch));
+    flow::function_node<std::uint64_t, Batch> produce(
+        g, flow::unlimited, [&](std::uint64_t i) -> Batch {
+          if (stop.load()) {
+            auto b = std::make_shared<MiniBatch>();
+            b->sequence = i;
+            b->status = Status::Cancelled("pipeline stopped");
+            return b;
+          }
+          return Batch(producer.Produce(i));
+        });
+    flow::sequencer_node<Batch> sequencer(g, [](const Batch& b) { return b->sequence; });
+    flow::function_node<Batch, flow::continue_msg> consume(
+        g, flow::serial, [&](const Batch& b) -> flow::continue_msg {
+          wait_seconds_ += Since(last_end);
+          if (!stop.load() && !Cancelled()) {
+            Status s = Step(*b, epoch, b->sequence, start);
+            if (!s.ok()) {
+              std::lock_guard<std::mutex> lock(error_mu);
+              if (first_error->ok()) *first_error = std::move(s);
+              stop.store(true);
+            }
+          }
+          last_end = Clock::now();
+          return flow::continue_msg();
+        });
+    flow::make_edge(source, limiter);
+    flow::make_edge(limiter, produce);
+    flow::make_edge(produce, sequencer);
+    flow::make_edge(sequencer, consume);
+    flow::make_edge(consume, limiter.decrementer());
+    source.activate();
+    g.wait_for_all();
+    return Status::OK();
+  }
+
+  // Embeddings of `items` with the current model, [items x dim] on the CPU.
+  Result<at::Tensor> Embed(std::span<const NodeId> items) {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    std::vector<at::Tensor> parts;
+    const std::size_t chunk = 1024;
+    for (std::size_t s = 0; s < items.size(); s += chunk) {
+      auto b = ProduceEmbeddingBatch(items.subspan(s, std::min(chunk, items.size() - s)),
+                                     opt_.layers, *nbrs_, data_.features);
+      PGRAPH_RETURN_IF_ERROR(b->status);
+      BatchTensors t = ToTensors(*b, device_);
+      at::Tensor rows = at::tensor(b->query, at::TensorOptions().dtype(at::kLong)).to(device_);
+      parts.push_back(model_->forward(t).index_select(0, rows).to(at::kCPU));
+    }
+    model_->train();
+    return at::cat(parts, 0);
+  }
+
+  Status Validate(EpochStats* stats) {
+    stats->hit_rate = stats->mrr = std::numeric_limits<double>::quiet_NaN();
+    if (data_.heldout_pairs.empty() || opt_.eval_pairs == 0) return Status::OK();
+    try {
+      const std::uint64_t n = nbrs_->num_items();
+      // A fixed sample of held-out pairs and candidates (same every epoch).
+      Rng rng(StreamSeed(opt_.seed, 0xe7a1));
+      std::vector<std::pair<NodeId, NodeId>> pairs = data_.heldout_pairs;
+      if (pairs.size() > opt_.eval_pairs) {
+        for (std::size_t j = 0; j < opt_.eval_pairs; ++j) {
+          std::swap(pairs[j], pairs[j + rng.Below(pairs.size() - j)]);
+        }
+        pairs.resize(opt_.eval_pairs);
+      }
+      std::vector<NodeId> cands;
+      if (n <= opt_.eval_candidates || opt_.eval_candidates == 0) {
+        cands.resize(n);
+        std::iota(cands.begin(), cands.end(), 0u);
+      } else {
+        std::unordered_set<NodeId> seen;
+        while (cands.size() < opt_.eval_candidates) {
+          NodeId v = static_cast<NodeId>(rng.Below(n));
+          if (seen.insert(v).second) cands.push_back(v);
+        }
+      }
+      std::vector<NodeId> qs, is;
+      for (auto [q, i] : pairs) {
+        qs.push_back(q);
+        is.push_back(i);
+      }
+      PGRAPH_ASSIGN_OR_RETURN(at::Tensor zc, Embed(cands));
+      PGRAPH_ASSIGN_OR_RETURN(at::Tensor zq, Embed(qs));
+      PGRAPH_ASSIGN_OR_RETURN(at::Tensor zi, Embed(is));
+      at::Tensor pos = (zq * zi).sum(1);                     // [P]
+      at::Tensor scores = zq.mm(zc.t());                      // [P x C]
+      at::Tensor cand_ids = at::tensor(std::vector<std::int64_t>(cands.begin(), cands.end()),
+                                       at::TensorOptions().dtype(at::kLong));
+      at::Tensor qt = at::tensor(std::vector<std::int64_t>(qs.begin(), qs.end()),
+                                 at::TensorOptions().dtype(at::kLong));
+      at::Tensor it = at::tensor(std::vector<std::int64_t>(is.begin(), is.end()),
+                                 at::TensorOptions().dtype(at::kLong));
+      // Rank of i = 1 + candidates (other than q and i) scoring strictly higher.
+      at::Tensor exclude = cand_ids.unsqueeze(0).eq(qt.unsqueeze(1)) |
+                           cand_ids.unsqueeze(0).eq(it.unsqueeze(1));
+      at::Tensor higher = (scores > pos.unsqueeze(1)) & exclude.logical_not();
+      at::Tensor rank = higher.sum(1).to(at::kDouble) + 1;   // [P]
+      const std::uint32_t scale =
+          opt_.mrr_scale ? opt_.mrr_scale
+                         : static_cast<std::uint32_t>(std::max<std::size_t>(1, cands.size() / 50000));
+      stats->hit_rate =
+          (rank <= static_cast<double>(opt_.eval_k)).to(at::kDouble).mean().item<double>();
+      stats->mrr = (1.0 / (rank / static_cast<double>(scale)).ceil()).mean().item<double>();
+      stats->eval_pairs = pairs.size();
+      stats->eval_candidates = cands.size();
+      stats->mrr_scale = scale;
+      return Status::OK();
+    } catch (const c10::Error& e) {
+      return TorchError(e);
+    }
+  }
+
+  const TrainData& data_;
+  TrainOptions opt_;
+  TrainData train_;  // the filtered pairs plus borrowed sources
+  const NeighborhoodSource* nbrs_ = nullptr;
+  std::unique_ptr<TruncatedNeighborhoods> truncated_;
+  std::unique_ptr<HardNegativeSampler> ppr_;
+  std::uint32_t negatives_ = 0;
+  at::Device device_{at::kCPU};
+  ModelConfig model_config_;
+  PinSageModel model_{nullptr};
+  Adam adam_;
+  std::uint64_t steps_per_epoch_ = 0, global_step_ = 0;
+  std::uint32_t first_epoch_ = 1;
+  double epoch_loss_ = 0, train_seconds_ = 0, wait_seconds_ = 0;
+  std::uint64_t epoch_pairs_ = 0, epoch_steps_ = 0;
+  TrainReport report_;
+};
+
+}  // namespace
+
+Result<std::string> ResolveDevice(std::string_view device) {
+  try {
+    if (device == "cpu") return std::string("cpu");
+    const bool built = at::hasCUDA();
+    const std::size_t count = built ? torch::cuda::device_count() : 0;
+    if (device == "auto") return std::string(count > 0 ? "cuda:0" : "cpu");
+    if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+      std::size_t index = 0;
+      if (device.size() > 5) {
+        std::string num(device.substr(5));
+        if (num.empty() || num.size() > 6 || num.find_first_not_of("0123456789") != std::string::npos) {
+          return Status::InvalidArgument("bad --device '" + std::string(device) +
+                                         "' (cpu, cuda, cuda:N or auto)");
+        }
+        index = std::stoul(num);
+      }
+      if (!built) {
+        return Status::NotSupported("--device " + std::string(device) +
+                                    ": this build's libtorch has no CUDA support "
+                                    "(use --device cpu or auto)");
+      }
+      if (count == 0) {
+        return Status::NotSupported("--device " + std::string(device) +
+                                    ": no CUDA GPU is visible (use --device cpu or auto)");
+      }
+      if (index >= count) {
+        return Status::NotSupported("--device " + std::string(device) + ": only " +
+                                    std::to_string(count) + " CUDA device(s)");
+      }
+      return "cuda:" + std::to_string(index);
+    }
+    return Status::InvalidArgument("bad --device '" + std::string(device) +
+                                   "' (cpu, cuda, cuda:N or auto)");
+  } catch (const c10::Error& e) {
+    return TorchError(e);
+  }
+}
+
+Result<double> GemmFlopsPerSecond(std::span<const GemmShape> shapes, int threads,
+                                  double min_seconds) {
+  try {
+    if (threads > 0) at::set_num_threads(threads);
+    auto f32 = at::TensorOptions().dtype(at::kFloat);
+    struct Operands {
+      at::Tensor a, b, dc;
+    };
+    std::vector<Operands> ops;
+    double flops_per_round = 0;
+    for (const GemmShape& s : shapes) {
+      ops.push_back({at::randn({s.m, s.k}, f32), at::randn({s.k, s.n}, f32),
+                     at::randn({s.m, s.n}, f32)});
+      flops_per_round += 3 * 2.0 * s.m * s.k * s.n;
+    }
+    auto round = [&] {
+      for (Operands& o : ops) {
+        at::Tensor c = at::mm(o.a, o.b);
+        at::Tensor da = at::mm(o.dc, o.b.t());
+        at::Tensor db = at::mm(o.a.t(), o.dc);
+      }
+    };
+    round();  // warm-up
+    auto t0 = Clock::now();
+    std::uint64_t rounds = 0;
+    do {
+      round();
+      ++rounds;
+    } while (Since(t0) < min_seconds);
+    return flops_per_round * rounds / Since(t0);
+  } catch (const c10::Error& e) {
+    return TorchError(e);
+  }
+}
+
+Result<TrainReport> TrainOnData(const TrainData& data, const TrainOptions& options) {
+  try {
+    Trainer trainer(data, options);
+    return trainer.Run();
+  } catch (const c10::Error& e) {
+    return TorchError(e);
+  }
+}
+
+}  // namespace pgraph::train
