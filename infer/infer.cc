@@ -1,0 +1,692 @@
+// Layer-by-layer PinSage inference over every item (see infer/infer.h for the contract).
+#include "infer/infer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "infer/model_source.h"
+#include "storage/store.h"
+#include "storage/test_hooks.h"
+#include "train/trainer.h"
+#if defined(PGRAPH_HAVE_ANN) && PGRAPH_HAVE_ANN
+#include "ann/ann.h"
+#endif
+
+namespace pgraph::infer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kStateKey = "infer.state";
+constexpr const char* kPrefix = "infer.";
+constexpr std::uint64_t kDefaultBlockRows = 65536;
+constexpr std::uint64_t kDefaultSegmentRows = 1ull << 20;
+constexpr std::uint64_t kMinBlockRows = 16;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string SegmentName(const std::string& stage, std::uint64_t j) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ".%05llu", static_cast<unsigned long long>(j));
+  return kPrefix + stage + buf;
+}
+
+// Progress of a run, in meta "infer.state" (key=value lines). Stages are numbered
+// 2(k-1) = project layer k, 2(k-1)+1 = pool layer k, 2K = head, 2K+1 = done.
+struct State {
+  std::string fingerprint;
+  std::uint32_t stage = 0;
+  std::uint64_t segments = 0;  // published segments of `stage`
+  std::uint64_t segment_rows = 0;
+};
+
+std::string FormatState(const State& s) {
+  return "fingerprint=" + s.fingerprint + "\nstage=" + std::to_string(s.stage) +
+         "\nsegments=" + std::to_string(s.segments) +
+         "\nsegment_rows=" + std::to_string(s.segment_rows) + "\n";
+}
+
+bool ParseState(const std::string& text, State* s) {
+  std::size_t pos = 0;
+  int found = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    std::size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    try {
+      if (key == "fingerprint") s->fingerprint = value, ++found;
+      if (key == "stage") s->stage = static_cast<std::uint32_t>(std::stoul(value)), ++found;
+      if (key == "segments") s->segments = std::stoull(value), ++found;
+      if (key == "segment_rows") s->segment_rows = std::stoull(value), ++found;
+    } catch (...) {
+      return false;
+    }
+  }
+  return found == 4 && s->segment_rows > 0;
+}
+
+// The rows of one stage's output, spread over its published segment columns.
+class SegmentedColumn {
+ public:
+  Status Open(const storage::Store& store, const std::string& stage, std::uint64_t rows,
+              std::uint64_t segment_rows, std::uint32_t width) {
+    segs_.clear();
+    seg_rows_ = segment_rows;
+    for (std::uint64_t j = 0; j * segment_rows < rows; ++j) {
+      const std::string name = SegmentName(stage, j);
+      auto c = store.OpenColumn(name);
+      if (!c.ok()) return Status::Corruption("intermediate column " + name + " is missing");
+      const auto& info = c.value()->info();
+      const std::uint64_t want = std::min(segment_rows, rows - j * segment_rows);
+      if (info.rows != want || info.width != width || info.dtype != storage::DType::kF32) {
+        return Status::Corruption("intermediate column " + name + " has the wrong shape");
+      }
+      segs_.push_back(c.value());
+    }
+    width_ = width;
+    return Status::OK();
+  }
+  Status Read(std::uint64_t first, std::uint64_t n, float* out) const {
+    while (n > 0) {
+      const std::uint64_t j = first / seg_rows_, off = first % seg_rows_;
+      const std::uint64_t take = std::min(n, seg_rows_ - off);
+      PGRAPH_RETURN_IF_ERROR(
+          segs_[j]->ReadRowsAsFloat(off, take, std::span<float>(out, take * width_)));
+      out += take * width_;
+      first += take;
+      n -= take;
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::vector<const storage::Column*> segs_;
+  std::uint64_t seg_rows_ = 1;
+  std::uint32_t width_ = 0;
+};
+
+struct LayerWeights {
+  at::Tensor Qt, q, Wt, w;  // transposed weights [in x out] and biases, on the device
+};
+
+class Runner {
+ public:
+  explicit Runner(const InferOptions& o) : opt_(o) {}
+  Result<InferReport> Run();
+
+ private:
+  Status Setup();
+  Status PlanAndResume();
+  Status RunProject(std::uint32_t k);
+  Status RunPool(std::uint32_t k);
+  Status RunHead();
+  Status BuildIndex();
+
+  using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n,
+                                      storage::ColumnWriter* writer)>;
+  Status RunSegments(std::uint32_t stage, std::uint32_t width, const FillFn& fill,
+                     const std::vector<std::string>& drop_at_end);
+  std::string StageName(std::uint32_t s) const {
+    if (s >= 2 * K_) return "head";
+    return (s % 2 == 0 ? "p" : "h") + std::to_string(s / 2 + 1);
+  }
+  std::vector<std::string> SegmentNames(const std::string& stage) const {
+    std::vector<std::string> out;
+    for (std::uint64_t j = 0; j * seg_rows_ < N_; ++j) out.push_back(SegmentName(stage, j));
+    return out;
+  }
+  Status Stop(const std::string& point) {
+    std::string hook = "infer." + point;
+    std::replace(hook.begin(), hook.end(), ':', '.');
+    storage::TestStopPoint(hook.c_str());
+    if (opt_.test_stop && opt_.test_stop(point)) {
+      return Status::Cancelled("stopped at test point " + point);
+    }
+    return Status::OK();
+  }
+  Status CheckCancel() const {
+    if (opt_.cancel && opt_.cancel->load()) return Status::Cancelled("inference cancelled");
+    return Status::OK();
+  }
+  // out[rows x n] = act(a[rows x k] * wt[k x n] + bias)
+  void Linear(const at::Tensor& wt, const at::Tensor& bias, const float* a, std::int64_t rows,
+              float* out, bool relu);
+  // h^(kprev) rows [first, first + n) into out.
+  Status ReadH(std::uint32_t kprev, std::uint64_t first, std::uint64_t n, float* out);
+  void Progress(const std::string& stage, std::uint32_t layer, std::uint64_t done,
+                std::uint64_t start_done, Clock::time_point t0, bool finished);
+  std::uint32_t InDim(std::uint32_t k) const { return k == 1 ? model_.in_dim : d_; }
+
+  const InferOptions& opt_;
+  InferReport report_;
+  std::unique_ptr<storage::Store> store_;
+  ModelSource model_;
+  InputColumns cols_;
+  std::uint64_t N_ = 0;
+  std::uint32_t K_ = 0, m_ = 0, d_ = 0, Tu_ = 0;
+  train::Pooling pooling_ = train::Pooling::kImportance;
+  std::uint64_t cache_bytes_ = 0, work_bytes_ = 0, block_cap_ = 0, seg_rows_ = 0;
+  State state_;
+  std::string fingerprint_;
+  int threads_ = 1;
+  std::unique_ptr<tbb::task_arena> arena_;
+  at::Device device_{at::kCPU};
+  std::vector<LayerWeights> layers_;
+  at::Tensor G1t_, g_, G2t_;
+  std::vector<float> scratch_;
+  SegmentedColumn prev_h_;  // h^(k-1) for k > 1, opened per stage
+};
+
+void Runner::Linear(const at::Tensor& wt, const at::Tensor& bias, const float* a,
+                    std::int64_t rows, float* out, bool relu) {
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor A = at::from_blob(const_cast<float*>(a), {rows, wt.size(0)}, f32);
+  at::Tensor O = at::from_blob(out, {rows, wt.size(1)}, f32);
+  if (device_.is_cpu()) {
+    if (bias.defined()) {
+      at::addmm_out(O, bias, A, wt);
+    } else {
+      at::mm_out(O, A, wt);
+    }
+    if (relu) at::relu_(O);
+  } else {
+    at::Tensor Ad = A.to(device_);
+    at::Tensor r = bias.defined() ? at::addmm(bias, Ad, wt) : at::mm(Ad, wt);
+    if (relu) r.relu_();
+    O.copy_(r.to(at::kCPU));
+  }
+}
+
+Status Runner::ReadH(std::uint32_t kprev, std::uint64_t first, std::uint64_t n, float* out) {
+  if (kprev == 0) {
+    return ReadInputRows(cols_, model_, first, n, std::span<float>(out, n * model_.in_dim),
+                         &scratch_);
+  }
+  return prev_h_.Read(first, n, out);
+}
+
+void Runner::Progress(const std::string& stage, std::uint32_t layer, std::uint64_t done,
+                      std::uint64_t start_done, Clock::time_point t0, bool finished) {
+  if (!opt_.on_progress) return;
+  StageProgress p;
+  p.stage = stage;
+  p.layer = layer;
+  p.rows_done = done;
+  p.rows_total = N_;
+  p.seconds = Since(t0);
+  p.rows_per_second = p.seconds > 0 ? static_cast<double>(done - start_done) / p.seconds : 0;
+  p.eta_seconds = p.rows_per_second > 0 ? static_cast<double>(N_ - done) / p.rows_per_second : 0;
+  p.finished = finished;
+  opt_.on_progress(p);
+}
+
+Status Runner::Setup() {
+  if (opt_.store_dir.empty()) return Status::InvalidArgument("no store directory given");
+  if (opt_.memory_budget < (4ull << 20)) {
+    return Status::InvalidArgument("memory budget below 4 MiB");
+  }
+  // The chunk cache takes a slice of the budget; the rest is the working set.
+  cache_bytes_ = std::clamp<std::uint64_t>(opt_.memory_budget / 8, 1ull << 20, 256ull << 20);
+  work_bytes_ = opt_.memory_budget - cache_bytes_;
+  storage::StoreOptions so;
+  so.memory_budget = cache_bytes_;
+  PGRAPH_ASSIGN_OR_RETURN(store_, storage::Store::Open(opt_.store_dir, so));
+  PGRAPH_ASSIGN_OR_RETURN(std::string dev, train::ResolveDevice(opt_.device));
+  device_ = at::Device(dev);
+  report_.device = dev;
+  threads_ = opt_.threads > 0 ? opt_.threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads_);
+  arena_ = std::make_unique<tbb::task_arena>(threads_);
+
+  PGRAPH_ASSIGN_OR_RETURN(model_, LoadModelSource(*store_, opt_.model_store));
+  PGRAPH_ASSIGN_OR_RETURN(cols_, OpenInputColumns(*store_, model_));
+  N_ = cols_.items;
+  if (N_ == 0) return Status::InvalidArgument("store '" + opt_.store_dir + "' has no items");
+  if (N_ != store_->num_items()) {
+    return Status::InvalidArgument("walk.neighbors has " + std::to_string(N_) +
+                                   " rows, the store " + std::to_string(store_->num_items()) +
+                                   " items (run `pgraph walk` again)");
+  }
+  K_ = model_.config.layers;
+  m_ = model_.config.hidden;
+  d_ = model_.config.dim;
+  Tu_ = model_.neighbors == 0 ? cols_.width : model_.neighbors;
+  pooling_ = model_.config.pooling;
+  report_.items = N_;
+  report_.dim = d_;
+  report_.layers = K_;
+  report_.new_items = model_.new_items;
+
+  torch::NoGradGuard no_grad;
+  for (auto& conv : model_.model->convs) {
+    LayerWeights lw;
+    lw.Qt = conv->Q->weight.detach().t().contiguous().to(device_);
+    lw.q = conv->Q->bias.detach().to(device_);
+    lw.Wt = conv->W->weight.detach().t().contiguous().to(device_);
+    lw.w = conv->W->bias.detach().to(device_);
+    layers_.push_back(lw);
+  }
+  G1t_ = model_.model->G1->weight.detach().t().contiguous().to(device_);
+  g_ = model_.model->G1->bias.detach().to(device_);
+  G2t_ = model_.model->G2->weight.detach().t().contiguous().to(device_);
+
+  block_cap_ = opt_.block_rows > 0 ? opt_.block_rows : kDefaultBlockRows;
+  auto version = [](const storage::Column* c) { return c ? c->info().version : 0; };
+  fingerprint_ = model_.fingerprint + " items=" + std::to_string(N_) +
+                 " features=" + std::to_string(version(cols_.features)) +
+                 " walk=" + std::to_string(version(cols_.neighbors)) + "," +
+                 std::to_string(version(cols_.weights));
+  // The shapes of every product (per block of rows).
+  for (std::uint32_t k = 1; k <= K_; ++k) {
+    report_.gemm_m.push_back(std::min(block_cap_, N_));
+    report_.gemm_k.push_back(InDim(k));
+    report_.gemm_n.push_back(m_);
+    report_.gemm_m.push_back(std::min(block_cap_, N_));
+    report_.gemm_k.push_back(InDim(k) + m_);
+    report_.gemm_n.push_back(d_);
+  }
+  for (int i = 0; i < 2; ++i) {
+    report_.gemm_m.push_back(std::min(block_cap_, N_));
+    report_.gemm_k.push_back(d_);
+    report_.gemm_n.push_back(d_);
+  }
+  return Status::OK();
+}
+
+Status Runner::PlanAndResume() {
+  seg_rows_ = opt_.segment_rows > 0 ? opt_.segment_rows : kDefaultSegmentRows;
+  State old;
+  bool have_old = false;
+  if (auto meta = store_->GetMeta(kStateKey); meta.ok() && !meta.value().empty()) {
+    have_old = ParseState(meta.value(), &old);
+  }
+  if (opt_.resume && have_old && old.fingerprint == fingerprint_ && old.stage <= 2 * K_) {
+    state_ = old;
+    seg_rows_ = old.segment_rows;
+    report_.resumed = true;
+    report_.resumed_from = "stage " + StageName(old.stage) + ", " +
+                           std::to_string(old.segments) + " segments";
+    return Status::OK();
+  }
+  if (opt_.resume && have_old && old.fingerprint != fingerprint_) {
+    report_.resumed_from = "state of another model or data; started over";
+  }
+  // A fresh run: remove what earlier runs left.
+  state_ = State{fingerprint_, 0, 0, seg_rows_};
+  std::vector<std::string> stale;
+  for (const auto& c : store_->ListColumns()) {
+    if (c.name.rfind(kPrefix, 0) == 0) stale.push_back(c.name);
+  }
+  if (!stale.empty() || have_old) {
+    PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+    for (const auto& name : stale) update->DropColumn(name);
+    update->SetMeta(kStateKey, FormatState(state_));
+    PGRAPH_RETURN_IF_ERROR(update->Publish());
+  }
+  return Status::OK();
+}
+
+Status Runner::RunSegments(std::uint32_t stage, std::uint32_t width, const FillFn& fill,
+                           const std::vector<std::string>& drop_at_end) {
+  const std::string name = StageName(stage);
+  const std::uint64_t nseg = (N_ + seg_rows_ - 1) / seg_rows_;
+  const std::uint64_t j0 = state_.stage == stage ? state_.segments : 0;
+  for (std::uint64_t j = j0; j < nseg; ++j) {
+    const std::uint64_t first = j * seg_rows_, n = std::min(seg_rows_, N_ - first);
+    PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+    storage::ColumnSpec spec;
+    spec.name = SegmentName(name, j);
+    spec.dtype = storage::DType::kF32;
+    spec.width = width;
+    spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
+    PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * writer, update->AddColumn(spec));
+    PGRAPH_RETURN_IF_ERROR(fill(first, n, writer));
+    PGRAPH_RETURN_IF_ERROR(Stop("segment:" + name + ":" + std::to_string(j)));
+    State next = state_;
+    if (j + 1 == nseg) {
+      next.stage = stage + 1;
+      next.segments = 0;
+      if (!opt_.keep_intermediates) {
+        for (const auto& d : drop_at_end) update->DropColumn(d);
+      }
+    } else {
+      next.stage = stage;
+      next.segments = j + 1;
+    }
+    update->SetMeta(kStateKey, FormatState(next));
+    PGRAPH_RETURN_IF_ERROR(update->Publish());
+    state_ = next;
+    PGRAPH_RETURN_IF_ERROR(Stop("published:" + name + ":" + std::to_string(j)));
+  }
+  return Status::OK();
+}
+
+Status Runner::RunProject(std::uint32_t k) {
+  const std::uint32_t stage = 2 * (k - 1);
+  const std::uint32_t in = InDim(k);
+  if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
+  // Working set per row: h (in), p (m), the feature scratch (in).
+  const std::uint64_t row_bytes = (2ull * in + m_) * sizeof(float);
+  const std::uint64_t B = std::min({block_cap_, work_bytes_ / row_bytes, N_});
+  if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
+    return Status::ResourceExhausted("memory budget too small for a block of layer " +
+                                     std::to_string(k) + " projections");
+  }
+  report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes);
+  std::vector<float> hbuf(B * in), pbuf(B * m_);
+  const LayerWeights& lw = layers_[k - 1];
+  const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
+  const auto t0 = Clock::now();
+  const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
+  std::uint64_t done = start_done;
+  PGRAPH_RETURN_IF_ERROR(RunSegments(
+      stage, m_,
+      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+        for (std::uint64_t b = first; b < first + n; b += B) {
+          PGRAPH_RETURN_IF_ERROR(CheckCancel());
+          const std::uint64_t nb = std::min(B, first + n - b);
+          PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
+          Linear(lw.Qt, lw.q, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), true);
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(pbuf).first(nb * m_)));
+          done += nb;
+          report_.flops += 2.0 * nb * in * m_;
+          Progress(label, k, done, start_done, t0, false);
+        }
+        return Status::OK();
+      },
+      {}));
+  Progress(label, k, N_, start_done, t0, true);
+  if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
+    report_.per_layer.push_back(LayerReport{});
+    report_.per_layer.back().layer = k;
+  }
+  report_.per_layer.back().project_seconds = Since(t0);
+  report_.per_layer.back().flops += 2.0 * (N_ - start_done) * in * m_;
+  return Status::OK();
+}
+
+Status Runner::RunPool(std::uint32_t k) {
+  const std::uint32_t stage = 2 * (k - 1) + 1;
+  const std::uint32_t in = InDim(k), cw = in + m_;
+  if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
+  SegmentedColumn proj;
+  PGRAPH_RETURN_IF_ERROR(proj.Open(*store_, "p" + std::to_string(k), N_, seg_rows_, m_));
+
+  // Working set per item row: neighbour ids and weights (read width and used width), the
+  // h scratch, the concat [h | pooled], the output and the mean count.
+  const std::uint64_t row_bytes = 8ull * (cols_.width + Tu_) + 4ull * (2 * in + m_ + d_ + 1);
+  const std::uint64_t p_row = 4ull * m_;
+  const std::uint64_t p_all = N_ * p_row;
+  std::uint64_t B = 0, R = 0;
+  bool in_memory = false;
+  if (opt_.partition_rows == 0 && p_all + std::min(N_, kMinBlockRows) * row_bytes <= work_bytes_) {
+    B = std::min({block_cap_, (work_bytes_ - p_all) / row_bytes, N_});
+    // Prefer partitioning over blocks so small that per-block overheads dominate.
+    in_memory = B >= std::min<std::uint64_t>(N_, 256);
+  }
+  if (in_memory) {
+    R = N_;
+  } else {
+    B = std::min({block_cap_, work_bytes_ / 2 / row_bytes, N_});
+    R = opt_.partition_rows > 0 ? opt_.partition_rows : (work_bytes_ - B * row_bytes) / p_row;
+    R = std::min(R, N_);
+  }
+  if (B < std::min<std::uint64_t>(kMinBlockRows, N_) || R == 0) {
+    return Status::ResourceExhausted("memory budget too small to pool layer " + std::to_string(k));
+  }
+  const std::uint64_t ranges = (N_ + R - 1) / R;
+  report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + R * p_row);
+
+  std::vector<float> pbuf(R * m_);
+  if (in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(0, N_, pbuf.data()));
+  std::vector<NodeId> nbrs;
+  std::vector<float> wts;
+  std::vector<float> hbuf(B * in), cbuf(B * cw), zbuf(B * d_), cnt(B);
+  std::vector<char> touched(ranges);
+  const LayerWeights& lw = layers_[k - 1];
+  const std::string label = "pool " + std::to_string(k) + "/" + std::to_string(K_);
+  const auto t0 = Clock::now();
+  const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
+  std::uint64_t done = start_done;
+  double pool_flops = 0;
+
+  std::vector<std::string> drops = SegmentNames("p" + std::to_string(k));
+  if (k > 1) {
+    auto h = SegmentNames("h" + std::to_string(k - 1));
+    drops.insert(drops.end(), h.begin(), h.end());
+  }
+  const std::uint32_t m = m_, Tu = Tu_;
+  const train::Pooling pooling = pooling_;
+  PGRAPH_RETURN_IF_ERROR(RunSegments(
+      stage, d_,
+      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+        for (std::uint64_t b = first; b < first + n; b += B) {
+          PGRAPH_RETURN_IF_ERROR(CheckCancel());
+          const std::uint64_t nb = std::min(B, first + n - b);
+          PGRAPH_RETURN_IF_ERROR(ReadNeighborRows(cols_, model_, b, nb, &nbrs, &wts));
+          PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
+          std::uint64_t nnz = 0;
+          std::fill(touched.begin(), touched.end(), 0);
+          for (std::uint64_t i = 0; i < nb * Tu; ++i) {
+            if (nbrs[i] == kInvalidNode) continue;
+            ++nnz;
+            touched[nbrs[i] / R] = 1;
+          }
+          arena_->execute([&] {
+            tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
+              for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
+                float* row = cbuf.data() + u * cw;
+                std::memcpy(row, hbuf.data() + u * in, in * sizeof(float));
+                std::fill(row + in, row + cw, 0.0f);
+                cnt[u] = 0;
+              }
+            });
+          });
+          for (std::uint64_t rg = 0; rg < ranges; ++rg) {
+            if (!touched[rg]) continue;
+            const std::uint64_t lo = rg * R, hi = std::min(N_, lo + R);
+            if (!in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(lo, hi - lo, pbuf.data()));
+            const float* pdata = pbuf.data();
+            arena_->execute([&] {
+              tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 64), [&](const auto& r) {
+                for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
+                  float* acc = cbuf.data() + u * cw + in;
+                  const NodeId* nb_row = nbrs.data() + u * Tu;
+                  const float* w_row = wts.data() + u * Tu;
+                  for (std::uint32_t t = 0; t < Tu; ++t) {
+                    const NodeId v = nb_row[t];
+                    if (v == kInvalidNode || v < lo || v >= hi) continue;
+                    const float* pv = pdata + (v - lo) * m;
+                    if (pooling == train::Pooling::kImportance) {
+                      const float a = w_row[t];
+                      for (std::uint32_t i = 0; i < m; ++i) acc[i] += a * pv[i];
+                    } else if (pooling == train::Pooling::kMean) {
+                      for (std::uint32_t i = 0; i < m; ++i) acc[i] += pv[i];
+                      cnt[u] += 1;
+                    } else {
+                      for (std::uint32_t i = 0; i < m; ++i) acc[i] = std::max(acc[i], pv[i]);
+                    }
+                  }
+                }
+              });
+            });
+          }
+          if (pooling == train::Pooling::kMean) {
+            for (std::uint64_t u = 0; u < nb; ++u) {
+              if (cnt[u] > 0) {
+                float* acc = cbuf.data() + u * cw + in;
+                for (std::uint32_t i = 0; i < m; ++i) acc[i] /= cnt[u];
+              }
+            }
+          }
+          Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
+          const std::uint32_t d = d_;
+          arena_->execute([&] {
+            tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
+              for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
+                float* z = zbuf.data() + u * d;
+                double ss = 0;
+                for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];
+                const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+                for (std::uint32_t i = 0; i < d; ++i) z[i] *= inv;
+              }
+            });
+          });
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
+          done += nb;
+          const double f = 2.0 * nnz * m_ + 2.0 * nb * cw * d_;
+          pool_flops += f;
+          report_.flops += f;
+          Progress(label, k, done, start_done, t0, false);
+        }
+        return Status::OK();
+      },
+      drops));
+  Progress(label, k, N_, start_done, t0, true);
+  if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
+    report_.per_layer.push_back(LayerReport{});
+    report_.per_layer.back().layer = k;
+  }
+  LayerReport& lr = report_.per_layer.back();
+  lr.pool_seconds = Since(t0);
+  lr.partitions = in_memory ? 1 : ranges;
+  lr.range_rows = R;
+  lr.block_rows = B;
+  lr.flops += pool_flops;
+  return Status::OK();
+}
+
+Status Runner::RunHead() {
+  const auto t0 = Clock::now();
+  SegmentedColumn h;
+  PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(K_), N_, seg_rows_, d_));
+  const bool f16 = opt_.dtype == OutputType::kFloat16;
+  const std::uint64_t row_bytes = 3ull * d_ * sizeof(float) + 2ull * d_;
+  const std::uint64_t B = std::min({block_cap_, work_bytes_ / row_bytes, N_});
+  if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
+    return Status::ResourceExhausted("memory budget too small for the head");
+  }
+  std::vector<float> hbuf(B * d_), gbuf(B * d_), zbuf(B * d_);
+  std::vector<std::uint16_t> half(f16 ? B * d_ : 0);
+  PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+  storage::ColumnSpec spec;
+  spec.name = storage::columns::kEmbedding;
+  spec.dtype = f16 ? storage::DType::kF16 : storage::DType::kF32;
+  spec.width = d_;
+  spec.codec = static_cast<int>(storage::Codec::kNone);
+  PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * w, update->AddColumn(spec));
+  for (std::uint64_t b = 0; b < N_; b += B) {
+    PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    const std::uint64_t nb = std::min(B, N_ - b);
+    PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf.data()));
+    Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
+    Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
+    if (f16) {
+      for (std::uint64_t i = 0; i < nb * d_; ++i) half[i] = storage::FloatToHalf(zbuf[i]);
+      PGRAPH_RETURN_IF_ERROR(w->AppendValues<std::uint16_t>(std::span(half).first(nb * d_)));
+    } else {
+      PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
+    }
+    report_.flops += 4.0 * nb * d_ * d_;
+    Progress("head", 0, b + nb, 0, t0, false);
+  }
+  PGRAPH_RETURN_IF_ERROR(Stop("segment:head:0"));
+  if (!opt_.keep_intermediates) {
+    for (const auto& c : store_->ListColumns()) {
+      if (c.name.rfind(kPrefix, 0) == 0) update->DropColumn(c.name);
+    }
+  }
+  State done{fingerprint_, 2 * K_ + 1, 0, seg_rows_};
+  update->SetMeta(kStateKey, FormatState(done));
+  update->SetMeta("infer.model", model_.fingerprint);
+  update->SetMeta("infer.dtype", f16 ? "float16" : "float32");
+  update->SetCount("infer.new_items", model_.new_items);
+  PGRAPH_RETURN_IF_ERROR(update->Publish());
+  state_ = done;
+  PGRAPH_RETURN_IF_ERROR(Stop("published:head:0"));
+  Progress("head", 0, N_, 0, t0, true);
+  report_.head_seconds = Since(t0);
+  return Status::OK();
+}
+
+Status Runner::BuildIndex() {
+  if (!opt_.build_index) {
+    report_.index_note = "not requested";
+    return Status::OK();
+  }
+#if defined(PGRAPH_HAVE_ANN) && PGRAPH_HAVE_ANN
+  auto r = ann::BuildStoreIndex(store_.get(), ann::LshParams{});
+  if (!r.ok()) {
+    report_.index_note = r.status().ToString();
+    return Status::OK();
+  }
+  report_.index_built = true;
+#else
+  report_.index_note = "pgraph_ann is not linked";
+#endif
+  return Status::OK();
+}
+
+Result<InferReport> Runner::Run() {
+  const auto t0 = Clock::now();
+  try {
+    PGRAPH_RETURN_IF_ERROR(Setup());
+    PGRAPH_RETURN_IF_ERROR(PlanAndResume());
+    torch::NoGradGuard no_grad;
+    for (std::uint32_t k = 1; k <= K_; ++k) {
+      if (state_.stage <= 2 * (k - 1)) PGRAPH_RETURN_IF_ERROR(RunProject(k));
+      if (state_.stage <= 2 * (k - 1) + 1) PGRAPH_RETURN_IF_ERROR(RunPool(k));
+    }
+    if (state_.stage <= 2 * K_) PGRAPH_RETURN_IF_ERROR(RunHead());
+    PGRAPH_RETURN_IF_ERROR(BuildIndex());
+  } catch (const c10::Error& e) {
+    return Status::Internal(std::string("torch: ") + e.what_without_backtrace());
+  }
+  report_.seconds = Since(t0);
+  return report_;
+}
+
+}  // namespace
+
+Result<OutputType> ParseOutputType(std::string_view s) {
+  if (s == "float32" || s == "f32") return OutputType::kFloat32;
+  if (s == "float16" || s == "f16") return OutputType::kFloat16;
+  return Status::InvalidArgument("unknown dtype '" + std::string(s) +
+                                 "' (expected float32 or float16)");
+}
+
+Result<InferReport> Infer(const InferOptions& options) {
+  Runner runner(options);
+  return runner.Run();
+}
+
+Result<std::vector<float>> ReadEmbeddings(const storage::Store& store, std::uint32_t* dim) {
+  if (!store.HasColumn(storage::columns::kEmbedding)) {
+    return Status::NotFound("no embedding column in " + store.dir() + " (run `pgraph infer`)");
+  }
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* c,
+                          store.OpenColumn(storage::columns::kEmbedding));
+  std::vector<float> out(c->info().rows * c->info().width);
+  PGRAPH_RETURN_IF_ERROR(c->ReadRowsAsFloat(0, c->info().rows, out));
+  if (dim) *dim = c->info().width;
+  return out;
+}
+
+}  // namespace pgraph::infer

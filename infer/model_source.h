@@ -1,0 +1,60 @@
+#pragma once
+// Private to infer/: the trained model as inference needs it, and the h^(0) rows.
+//
+// The model comes from the latest checkpoint of the store itself or of another store (the
+// one it was trained on: items ingested later are then new). Id embeddings are matched by
+// external item id in that case; an item without a learned row gets zeros for its id part.
+// Functions here throw c10::Error like torch; callers in infer.cc / naive.cc catch it.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.h"
+#include "storage/store.h"
+#include "train/model.h"
+
+namespace pgraph::infer {
+
+struct ModelSource {
+  train::PinSageModel model{nullptr};
+  train::ModelConfig config;
+  std::uint32_t in_dim = 0;     // feature_dim + id_embedding_dim
+  std::uint32_t neighbors = 0;  // T used by the model (<= the walk width)
+  std::string fingerprint;      // identifies the checkpoint (for resume)
+  // Trained id row of each item (-1: none). Empty when id embeddings are off.
+  std::vector<std::int64_t> id_rows;
+  std::uint64_t new_items = 0;  // items the model never saw
+  at::Tensor id_weight;         // [trained items x id_dim] contiguous float, or undefined
+};
+
+// Loads the latest checkpoint of `model_store` ("" = `store`) for inference over `store`.
+// NotFound without checkpoint; InvalidArgument when the feature width differs.
+Result<ModelSource> LoadModelSource(const storage::Store& store, std::string_view model_store);
+
+// The store's columns inference reads.
+struct InputColumns {
+  const storage::Column* features = nullptr;  // null when the store has no features
+  const storage::Column* neighbors = nullptr;
+  const storage::Column* weights = nullptr;
+  std::uint64_t items = 0;
+  std::uint32_t width = 0;  // T of the walk columns
+};
+Result<InputColumns> OpenInputColumns(const storage::Store& store, const ModelSource& model);
+
+// h^(0) rows [first, first+n) into out (n x in_dim floats). `scratch` is reused.
+Status ReadInputRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
+                     std::uint64_t n, std::span<float> out, std::vector<float>* scratch);
+
+// Neighbour rows [first, first+n) as the model uses them: n x model.neighbors ids and
+// weights (the walk width truncated to the heaviest neighbours and renormalised exactly as
+// in training when the model used fewer than the walk width).
+Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
+                        std::uint64_t n, std::vector<NodeId>* nbrs, std::vector<float>* wts);
+
+}  // namespace pgraph::infer
