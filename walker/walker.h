@@ -84,8 +84,10 @@ class WalkGraph {
 
 struct WalkOptions {
   std::uint32_t top_t = 50;            // T, neighbours kept per item (paper: 50); >= 1
-  std::uint32_t walks_per_node = 200;  // walks started from each item (max with early stop)
-  std::uint32_t walk_length = 3;       // most steps (item -> context -> item) per walk; >= 1
+  // Defaults measured in docs/WALKER.md: at equal cost, more walks of 2 steps give purer and
+  // more stable neighbourhoods than fewer, longer walks; 400 is the knee of the curve.
+  std::uint32_t walks_per_node = 400;  // walks started from each item (max with early stop)
+  std::uint32_t walk_length = 2;       // most steps (item -> context -> item) per walk; >= 1
   // After each step the walk ends (returns to u) with this probability; in [0, 1). With 0
   // every walk takes exactly walk_length steps.
   double restart = 0.0;
@@ -123,7 +125,8 @@ struct Neighborhoods {
 // Walks from items [first, first + count) in parallel (TBB, over blocks of items).
 // InvalidArgument for bad options or a range past num_items(). Deterministic in
 // options.seed whatever the thread count. Cost: ~walks_per_node * walk_length steps per item,
-// O(count * T) memory for the result plus ~16 KiB of counters per lane and thread.
+// O(count * T) memory for the result plus ~16 KiB (4 * walks * length * 8 bytes, rounded up
+// to a power of two) of counters per lane and thread.
 Result<Neighborhoods> ComputeNeighborhoods(const WalkGraph& graph, NodeId first,
                                            std::uint64_t count, const WalkOptions& options);
 // All items. Same contract; the result holds num_items() rows.

@@ -1,0 +1,110 @@
+// pgraph walk: importance neighbourhoods (walk.neighbors / walk.weights) and training pairs.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "storage/store.h"
+#include "tools/command.h"
+#include "tools/lib/progress.h"
+#include "walker/walker.h"
+
+namespace pgraph::tools {
+namespace {
+
+struct WalkArgs {
+  std::string store, memory_budget = "512M";
+  walker::WalkStageOptions opts;
+  int threads = 0;
+  bool json = false, quiet = false;
+};
+
+std::function<Status()> Setup(CLI::App* app) {
+  auto a = std::make_shared<WalkArgs>();
+  walker::WalkOptions& w = a->opts.walk;
+  walker::PairOptions& p = a->opts.pairs;
+  app->add_option("--store", a->store, "Store directory (ingested)")->required();
+  app->add_option("--walks-per-node", w.walks_per_node,
+                  "Walks started from each item (default 400; see docs/WALKER.md)");
+  app->add_option("--walk-length", w.walk_length,
+                  "Most item->context->item steps per walk (default 2)");
+  app->add_option("--restart", w.restart,
+                  "Probability of ending a walk after each step, in [0, 1) (default 0)");
+  app->add_option("--top-t", w.top_t, "Neighbours kept per item, T (default 50)");
+  app->add_option("--seed", w.seed, "Random seed (results do not depend on --threads)");
+  app->add_option("--early-stop-nodes", w.early_stop_nodes,
+                  "Pixie early stop: stop once this many items reached --early-stop-visits");
+  app->add_option("--early-stop-visits", w.early_stop_visits, "Visit threshold for early stop");
+  app->add_option("--lanes", w.lanes, "Walks in flight per thread (default 32)");
+  app->add_option("--pairs", p.pairs_path,
+                  "Labelled training pairs `q i` (external ids); default: co-occurrence pairs");
+  app->add_option("--heldout", p.heldout_path,
+                  "Held-out evaluation pairs `q i` (e.g. generate's truth.tsv)");
+  app->add_option("--heldout-fraction", p.heldout_fraction,
+                  "Also hold out this share of the pairs (or items, without --pairs), [0, 1)");
+  app->add_option("--pairs-per-item", p.pairs_per_item,
+                  "Co-occurrence pairs per item: its top neighbours (default 2)");
+  app->add_option("--min-visits", p.min_visits,
+                  "Co-occurrence pairs need at least this many visits (default 2)");
+  app->add_flag("--skip-unknown", p.skip_unknown, "Drop pairs naming unknown items (counted)");
+  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  app->add_flag("--json", a->json, "Print the report as JSON");
+  app->add_flag("--quiet", a->quiet, "No progress line");
+  return [a]() -> Status {
+    // Check arguments before touching the store.
+    PGRAPH_RETURN_IF_ERROR(walker::ValidateWalkOptions(a->opts.walk));
+    const double hf = a->opts.pairs.heldout_fraction;
+    if (!(hf >= 0.0 && hf < 1.0)) {
+      return Status::InvalidArgument("--heldout-fraction must be in [0, 1)");
+    }
+    const int threads = ConfigureThreads(a->threads);
+    storage::StoreOptions so;
+    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(auto store, storage::Store::Open(a->store, so));
+    Progress progress("walk", store->num_items(), "items", !a->quiet);
+    a->opts.progress = [&](std::uint64_t done, std::uint64_t) { progress.Set(done); };
+    PGRAPH_ASSIGN_OR_RETURN(walker::WalkReport r, walker::RunWalkStage(store.get(), a->opts));
+    progress.Finish();
+    const auto& w = a->opts.walk;
+    if (a->json) {
+      std::printf(
+          "{\"store\": \"%s\", \"items\": %llu, \"isolated_items\": %llu, \"short_rows\": %llu, "
+          "\"steps\": %llu, \"train_pairs\": %llu, \"heldout_pairs\": %llu, "
+          "\"skipped_pairs\": %llu, \"dropped_train_pairs\": %llu, \"pairs_source\": \"%s\", "
+          "\"threads\": %d, \"walk_seconds\": %.3f, \"seconds\": %.3f, \"params\": %s}\n",
+          store->dir().c_str(), (unsigned long long)r.items, (unsigned long long)r.isolated_items,
+          (unsigned long long)r.short_rows, (unsigned long long)r.steps,
+          (unsigned long long)r.train_pairs, (unsigned long long)r.heldout_pairs,
+          (unsigned long long)r.skipped_pairs, (unsigned long long)r.dropped_train_pairs,
+          r.pairs_source.c_str(), threads, r.walk_seconds, r.seconds,
+          walker::WalkParamsJson(w, a->opts.pairs).c_str());
+    } else {
+      std::printf("walked %llu items (T=%u, %u walks x %u steps, restart %g): %llu steps in "
+                  "%.2fs (%.1fM steps/s, %d threads); %llu isolated, %llu with fewer than T\n",
+                  (unsigned long long)r.items, w.top_t, w.walks_per_node, w.walk_length,
+                  w.restart, (unsigned long long)r.steps, r.walk_seconds,
+                  r.walk_seconds > 0 ? r.steps / r.walk_seconds / 1e6 : 0.0, threads,
+                  (unsigned long long)r.isolated_items, (unsigned long long)r.short_rows);
+      std::printf("pairs: %llu training (%s), %llu held out", (unsigned long long)r.train_pairs,
+                  r.pairs_source.c_str(), (unsigned long long)r.heldout_pairs);
+      if (r.dropped_train_pairs) {
+        std::printf(", %llu labelled pairs dropped as held out",
+                    (unsigned long long)r.dropped_train_pairs);
+      }
+      if (r.skipped_pairs) {
+        std::printf(", %llu with unknown items skipped", (unsigned long long)r.skipped_pairs);
+      }
+      std::printf("\n");
+    }
+    return Status::OK();
+  };
+}
+
+}  // namespace
+PGRAPH_COMMAND(walk, "walk",
+               "Importance neighbourhoods by random walks (walk.neighbors/weights) and "
+               "training pairs",
+               Setup);
+}  // namespace pgraph::tools
