@@ -41,7 +41,7 @@ float Embeddings::Dot(std::span<const float> query, std::uint64_t row) const {
 
 void Embeddings::Score(std::span<const float> query, std::span<const NodeId> ids,
                        std::span<float> scores) const {
-  constexpr std::size_t kAhead = 4;
+  constexpr std::size_t kAhead = 8;
   const std::size_t n = ids.size();
   const std::size_t lines = (row_bytes_ + 63) / 64;
   auto prefetch = [&](std::size_t i) {

@@ -46,9 +46,21 @@ struct LshIndex::Impl {
   std::vector<std::uint32_t> bucket_keys;    // ascending within a table
   std::vector<std::uint64_t> bucket_starts;  // buckets + 1, into ids
   ChunkedIds ids;                            // tables * items
+  // With bits <= kDenseBits: per table 2^bits + 1 offsets (relative to the table's first
+  // position) so a lookup is one load instead of a binary search. Derived, never stored.
+  static constexpr std::uint32_t kDenseBits = 18;
+  std::vector<std::uint32_t> dense;
+
+  // Fills `dense` from bucket_keys / bucket_starts (no-op past kDenseBits).
+  void BuildDirectory();
 
   // Positions [first, second) in `ids` of bucket `key` of `table`; empty when absent.
   std::pair<std::uint64_t, std::uint64_t> Find(std::uint32_t table, std::uint32_t key) const {
+    if (!dense.empty()) {
+      const std::uint32_t* d = dense.data() + std::size_t{table} * ((std::size_t{1} << bits) + 1);
+      const std::uint64_t base = std::uint64_t{table} * items;
+      return {base + d[key], base + d[key + 1]};
+    }
     const auto begin = bucket_keys.begin() + static_cast<std::ptrdiff_t>(table_starts[table]);
     const auto end = bucket_keys.begin() + static_cast<std::ptrdiff_t>(table_starts[table + 1]);
     const auto it = std::lower_bound(begin, end, key);

@@ -85,13 +85,19 @@ void SortByKey(std::vector<std::uint32_t>& keys, std::vector<std::uint32_t>& ids
 
 }  // namespace
 
+std::uint32_t AutoBits(std::uint64_t items) {
+  const double l = std::round(std::log2(static_cast<double>(std::max<std::uint64_t>(items, 1))));
+  return static_cast<std::uint32_t>(std::clamp(l - 4.0, 1.0, 32.0));
+}
+
 Status CheckParams(const LshParams& p) {
   if (p.tables < 1 || p.tables > 255) {
     return Status::InvalidArgument("lsh: tables must be in 1..255, got " +
                                    std::to_string(p.tables));
   }
-  if (p.bits < 1 || p.bits > 32) {
-    return Status::InvalidArgument("lsh: bits must be in 1..32, got " + std::to_string(p.bits));
+  if (p.bits > 32) {
+    return Status::InvalidArgument("lsh: bits must be in 1..32 (0: auto), got " +
+                                   std::to_string(p.bits));
   }
   return Status::OK();
 }
@@ -115,6 +121,23 @@ void LshIndex::Impl::SetCenter(std::vector<float> c) {
   internal::DotBlock(planes.data(), offsets.size(), center.data(), 1, dim, offsets.data());
 }
 
+void LshIndex::Impl::BuildDirectory() {
+  dense.clear();
+  if (bits > kDenseBits) return;
+  const std::size_t width = (std::size_t{1} << bits) + 1;
+  dense.assign(width * tables, 0);
+  for (std::uint32_t t = 0; t < tables; ++t) {
+    std::uint32_t* d = dense.data() + t * width;
+    const std::uint64_t base = std::uint64_t{t} * items;
+    std::uint64_t b = table_starts[t];
+    const std::uint64_t end = table_starts[t + 1];
+    for (std::size_t key = 0; key < width; ++key) {
+      while (b < end && bucket_keys[b] < key) ++b;
+      d[key] = static_cast<std::uint32_t>((b < end ? bucket_starts[b] : bucket_starts[end]) - base);
+    }
+  }
+}
+
 void LshIndex::Impl::Hash(const float* v, float* proj, std::uint32_t* sigs) const {
   const std::size_t np = std::size_t{tables} * bits;
   internal::DotBlock(planes.data(), np, v, 1, dim, proj);
@@ -136,8 +159,10 @@ LshIndex::LshIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
 LshIndex::~LshIndex() = default;
 
 Result<std::unique_ptr<LshIndex>> LshIndex::Build(const Embeddings& embeddings,
-                                                  const LshParams& params) {
-  PGRAPH_RETURN_IF_ERROR(CheckParams(params));
+                                                  const LshParams& requested) {
+  PGRAPH_RETURN_IF_ERROR(CheckParams(requested));
+  LshParams params = requested;
+  if (params.bits == 0) params.bits = AutoBits(embeddings.rows());
   if (embeddings.rows() == 0 || embeddings.dim() == 0) {
     return Status::InvalidArgument("lsh: no embeddings to index");
   }
@@ -246,6 +271,7 @@ Result<std::unique_ptr<LshIndex>> LshIndex::Build(const Embeddings& embeddings,
   impl->bucket_starts.push_back(std::uint64_t{params.tables} * n);
   impl->ids.size = impl->ids.owned.size();
   impl->ids.chunks = {impl->ids.owned.data()};
+  impl->BuildDirectory();
 
   auto index = std::unique_ptr<LshIndex>(new LshIndex(std::move(impl)));
   index->params_ = params;
@@ -330,6 +356,7 @@ Result<StoredParams> ParseParams(const std::string& text) {
   }
   if (!seen_format) return Status::InvalidArgument("lsh.params: no format= word");
   PGRAPH_RETURN_IF_ERROR(CheckParams(out.params));
+  if (out.params.bits == 0) return Status::InvalidArgument("lsh.params: bits=0");
   return out;
 }
 

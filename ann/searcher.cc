@@ -44,10 +44,7 @@ Result<std::vector<Neighbor>> Searcher::Search(std::span<const float> query,
                                    " values, embeddings have dim " + std::to_string(ix.dim));
   }
   if (options.k < 1) return Status::InvalidArgument("search: k must be >= 1");
-  if (options.probes > ix.bits) {
-    return Status::InvalidArgument("search: probes must be <= bits (" + std::to_string(ix.bits) +
-                                   ")");
-  }
+  const std::uint32_t probes = std::min(options.probes, ix.bits);
   Scratch& s = scratch_->local.local();
   if (s.counts.size() != ix.items) s.counts.assign(ix.items, 0);
   s.proj.resize(std::size_t{ix.tables} * ix.bits);
@@ -67,14 +64,14 @@ Result<std::vector<Neighbor>> Searcher::Search(std::span<const float> query,
     const std::uint32_t key = s.sigs[t];
     const auto [b, e] = ix.Find(t, key);
     ix.ids.ForEach(b, e, visit);
-    if (options.probes == 0) continue;
+    if (probes == 0) continue;
     const float* margin = s.proj.data() + std::size_t{t} * ix.bits;
     for (std::uint32_t j = 0; j < ix.bits; ++j) s.order[j] = j;
-    std::partial_sort(s.order.begin(), s.order.begin() + options.probes, s.order.end(),
+    std::partial_sort(s.order.begin(), s.order.begin() + probes, s.order.end(),
                       [&](std::uint32_t a, std::uint32_t c) {
                         return std::abs(margin[a]) < std::abs(margin[c]);
                       });
-    for (std::uint32_t p = 0; p < options.probes; ++p) {
+    for (std::uint32_t p = 0; p < probes; ++p) {
       const auto [pb, pe] = ix.Find(t, key ^ (1u << s.order[p]));
       ix.ids.ForEach(pb, pe, visit);
     }
@@ -116,8 +113,7 @@ Result<std::vector<Neighbor>> Searcher::Search(std::span<const float> query,
     }
   }
 
-  // Re-rank by exact inner product, rows in id order for locality.
-  std::sort(s.survivors.begin(), s.survivors.end());
+  // Re-rank by exact inner product (Score prefetches rows ahead of the dot products).
   s.scores.resize(s.survivors.size());
   embeddings_.Score(query, s.survivors, s.scores);
   s.top.Reset(options.k);

@@ -239,6 +239,7 @@ Result<std::unique_ptr<LshIndex>> LshIndex::Load(const storage::Store& store) {
   bool in_range = true;
   ix.ids.ForEach(0, L * n, [&](std::uint32_t id) { in_range &= id < n; });
   if (!in_range) return bad("item id out of range");
+  ix.BuildDirectory();
 
   auto index = std::unique_ptr<LshIndex>(new LshIndex(std::move(impl)));
   index->params_ = sp.params;
@@ -265,12 +266,12 @@ Result<IndexReport> BuildStoreIndex(storage::Store* store, const LshParams& para
   PGRAPH_RETURN_IF_ERROR(index->Save(update.get(), (*col)->info().version));
   PGRAPH_RETURN_IF_ERROR(update->Publish());
   IndexReport r;
-  r.params = params;
+  r.params = index->params();
   r.items = emb.rows();
   r.dim = emb.dim();
   r.stats = index->Stats();
-  const std::uint64_t L = params.tables;
-  r.index_bytes = L * params.bits * emb.dim() * 4 + emb.dim() * 4 + (L + 1) * 8 +
+  const std::uint64_t L = r.params.tables;
+  r.index_bytes = L * r.params.bits * emb.dim() * 4 + emb.dim() * 4 + (L + 1) * 8 +
                   r.stats.buckets * 12 + 8 + L * emb.rows() * 4;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;

@@ -56,7 +56,7 @@ std::function<Status()> SetupIndex(CLI::App* app) {
   app->option_defaults()->always_capture_default();
   app->add_option("--store", a->store, "Store directory (opened for writing)")->required();
   app->add_option("--tables", a->params.tables, "LSH tables L (1..255); memory 4 bytes/item/table");
-  app->add_option("--bits", a->params.bits, "Signature bits per table b (1..32)");
+  app->add_option("--bits", a->params.bits, "Signature bits per table b (1..32); 0 = round(log2(items)) - 4");
   app->add_option("--seed", a->params.seed, "Seed of the random hyperplanes");
   app->add_flag("--no-center", a->no_center,
                 "Hyperplanes through the origin instead of the mean embedding");

@@ -37,6 +37,34 @@ inline std::vector<float> Clustered(std::uint64_t n, std::uint32_t d, std::uint3
   return out;
 }
 
+// n unit vectors with planted neighbourhoods (as tools/bench/ann_bench.cc): item =
+// normalize(mu_c + sub_spread * nu_cs + noise * z / sqrt(d)) for a community c and one of
+// its `subclusters` sub-clusters s; an item's top-10 are mostly its sub-cluster mates.
+inline std::vector<float> Planted(std::uint64_t n, std::uint32_t d, std::uint32_t communities,
+                                  std::uint32_t subclusters, float noise, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  auto units = [&](std::uint64_t count) {
+    std::vector<float> v(count * d);
+    for (auto& x : v) x = normal(rng);
+    for (std::uint64_t i = 0; i < count; ++i) Normalize(&v[i * d], d);
+    return v;
+  };
+  const auto mu = units(communities);
+  const auto nu = units(std::uint64_t{communities} * subclusters);
+  const float scale = noise / std::sqrt(static_cast<float>(d));
+  std::vector<float> out(n * d);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t c = rng() % communities;
+    const std::uint64_t s = c * subclusters + rng() % subclusters;
+    for (std::uint32_t j = 0; j < d; ++j) {
+      out[i * d + j] = mu[c * d + j] + 0.6f * nu[s * d + j] + scale * normal(rng);
+    }
+    Normalize(&out[i * d], d);
+  }
+  return out;
+}
+
 inline std::vector<float> Gaussian(std::uint64_t n, std::uint32_t d, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal;
