@@ -1,5 +1,6 @@
 // `pgraph walk`, `pgraph ppr`, `pgraph export --what neighbors`: outputs and exit codes.
-// Runs the pgraph binary of this build; skipped (with a warning) when it was not built.
+// Runs the pgraph binary of this build (each start loads libtorch: [slow]); skipped, with a
+// warning, when the binary was not built.
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -20,7 +21,7 @@ int Run(const std::string& args, std::string* out) {
   return test::RunCommand(std::string(PGRAPH_BINARY) + " " + args, out);
 }
 
-TEST_CASE("pgraph walk, ppr and export: outputs and bad input", "[walker][cli]") {
+TEST_CASE("pgraph walk, ppr and export: outputs and bad input", "[walker][cli][slow]") {
   if (!HaveBinary()) return;
   auto t = testing::StoreFromEdges("a\tc1\nb\tc1\nb\tc2\nd\tc2\ne\tc2\nx\tc3\ny\tc3\n");
   const std::string dir = t->dir;
