@@ -86,11 +86,32 @@ class Rng {
   std::uint64_t state_;
 };
 
+// x mod n for x < 2^64 and a fixed 1 <= n < 2^32, by Barrett reduction (no division).
+class FastMod {
+ public:
+  explicit FastMod(std::uint64_t n) : n_(n), m_(~std::uint64_t{0} / n) {}
+  std::uint64_t operator()(std::uint64_t x) const {
+    auto q = static_cast<std::uint64_t>((static_cast<u128>(x) * m_) >> 64);  // q <= x / n
+    std::uint64_t r = x - q * n_;
+    while (r >= n_) r -= n_;  // at most twice
+    return r;
+  }
+  // x / n, rounded down.
+  std::uint64_t Div(std::uint64_t x) const {
+    auto q = static_cast<std::uint64_t>((static_cast<u128>(x) * m_) >> 64);
+    while (x - q * n_ >= n_) ++q;
+    return q;
+  }
+
+ private:
+  std::uint64_t n_, m_;
+};
+
 // A keyed bijection on [0, n): Forward(x) = (a*x + b) mod n with gcd(a, n) = 1.
 // Requires: 1 <= n < 2^32, so every product fits in 64 bits.
 class AffinePerm {
  public:
-  AffinePerm(std::uint64_t n, std::uint64_t key) : n_(n) {
+  AffinePerm(std::uint64_t n, std::uint64_t key) : n_(n), mod_(n) {
     PGRAPH_CHECK(n_ >= 1 && n_ < (std::uint64_t{1} << 32));
     if (n_ <= 1) return;  // a = 1, b = 0: the identity on {0}
     std::uint64_t jitter = Mix64(key) % std::max<std::uint64_t>(1, n_ / 8);
@@ -100,9 +121,9 @@ class AffinePerm {
     b_ = Mix64(key ^ 0x5bd1e995u) % n_;
     ainv_ = ModInverse(a_, n_);
   }
-  std::uint64_t Forward(std::uint64_t x) const { return (a_ * x + b_) % n_; }
+  std::uint64_t Forward(std::uint64_t x) const { return mod_(a_ * x + b_); }
   std::uint64_t Inverse(std::uint64_t y) const {
-    return ainv_ * (y >= b_ ? y - b_ : y + n_ - b_) % n_;
+    return mod_(ainv_ * (y >= b_ ? y - b_ : y + n_ - b_));
   }
 
  private:
@@ -118,43 +139,51 @@ class AffinePerm {
     return static_cast<std::uint64_t>(t);
   }
   std::uint64_t n_;
+  FastMod mod_;
   std::uint64_t a_ = 1, b_ = 0, ainv_ = 1;
 };
 
 // Bounded Zipf ranks in [0, size): the continuous law with density ~ x^-skew on [1, size+1),
-// floored. skew 0 is uniform.
+// floored; skew 0 is uniform. The inverse CDF is tabulated at kKnots + 1 points and
+// interpolated linearly (exact in the last interval, where it is steepest for skew > 1).
 class RankSampler {
  public:
+  static constexpr int kKnots = 4096;
   RankSampler() = default;
   RankSampler(double skew, std::uint64_t size) : size_(size) {
     one_minus_ = 1.0 - skew;
     log_span_ = std::log(static_cast<double>(size) + 1.0);
-    if (skew == 0) {
-      kind_ = Kind::kUniform;
-    } else if (std::abs(one_minus_) < 1e-9) {
-      kind_ = Kind::kLog;
-    } else {
-      kind_ = Kind::kPower;
+    if (std::abs(one_minus_) >= 1e-9) {
       a_ = std::expm1(one_minus_ * log_span_);
       inv_ = 1.0 / one_minus_;
+    }
+    if (skew != 0) {
+      knots_.resize(kKnots + 1);
+      for (int i = 0; i <= kKnots; ++i) knots_[i] = Exact(static_cast<double>(i) / kKnots);
     }
   }
   std::uint64_t Sample(double u) const {
     double x;
-    switch (kind_) {
-      case Kind::kUniform: x = 1.0 + u * static_cast<double>(size_); break;
-      case Kind::kLog: x = std::exp(u * log_span_); break;
-      default: x = std::exp(std::log1p(u * a_) * inv_); break;
+    if (knots_.empty()) {
+      x = 1.0 + u * static_cast<double>(size_);
+    } else {
+      double t = u * kKnots;
+      auto i = static_cast<int>(t);
+      x = i >= kKnots - 1 ? Exact(u) : knots_[i] + (t - i) * (knots_[i + 1] - knots_[i]);
     }
     std::uint64_t r = x >= 1 ? static_cast<std::uint64_t>(x) - 1 : 0;
     return std::min(r, size_ - 1);
   }
 
  private:
-  enum class Kind { kUniform, kLog, kPower };
-  Kind kind_ = Kind::kUniform;
+  // The inverse CDF on [1, size + 1).
+  double Exact(double u) const {
+    if (std::abs(one_minus_) < 1e-9) return std::exp(u * log_span_);
+    return std::exp(std::log1p(u * a_) * inv_);
+  }
   std::uint64_t size_ = 1;
   double one_minus_ = 1, log_span_ = 0, a_ = 0, inv_ = 1;
+  std::vector<double> knots_;  // empty for skew 0 (uniform)
 };
 
 // Context sizes. Context j sits in stratum r = perm(j) of M equal strata of the unit
@@ -407,6 +436,7 @@ class Model {
         item_perm_(n_, Mix64(o.seed ^ kStreamItemPerm)),
         context_perm_(m_, Mix64(o.seed ^ kStreamContextPerm)),
         small_size_(n_ / c_),
+        num_large_(n_ % c_),
         small_(o.item_skew, small_size_),
         large_(o.item_skew, small_size_ + 1) {
     sizes_.Solve(m_, o.edges, k_, o.context_skew);
@@ -419,9 +449,12 @@ class Model {
 
   const SizeTable& sizes() const { return sizes_; }
 
+  // Communities 0..num_large_-1 hold small_size_ + 1 positions each, the rest small_size_.
   std::uint64_t CommunityOf(std::uint64_t item) const {
     std::uint64_t pos = item_perm_.Forward(item);
-    return ((pos + 1) * c_ - 1) / n_;  // < 2^64: n_, c_ < 2^32
+    std::uint64_t large_span = num_large_ * (small_size_ + 1);
+    if (pos < large_span) return pos / (small_size_ + 1);
+    return num_large_ + (pos - large_span) / small_size_;
   }
 
   // Generates context j into the chunk.
@@ -549,10 +582,10 @@ class Model {
  private:
   // An item of community `comm`: Zipf over its ranks, or uniform over them.
   std::uint64_t SampleFrom(std::uint64_t comm, Rng* rng, bool uniform) const {
-    std::uint64_t start = comm * n_ / c_;
-    std::uint64_t end = (comm + 1) * n_ / c_;
-    if (uniform) return item_perm_.Inverse(start + rng->Below(end - start));
-    const RankSampler& s = end - start == small_size_ ? small_ : large_;
+    bool large = comm < num_large_;
+    std::uint64_t start = comm * small_size_ + (large ? comm : num_large_);
+    if (uniform) return item_perm_.Inverse(start + rng->Below(small_size_ + (large ? 1 : 0)));
+    const RankSampler& s = large ? large_ : small_;
     return item_perm_.Inverse(start + s.Sample(rng->Uniform()));
   }
 
@@ -581,7 +614,7 @@ class Model {
   const GenerateOptions& o_;
   std::uint64_t n_, m_, c_, k_;
   AffinePerm item_perm_, context_perm_;
-  std::uint64_t small_size_;
+  std::uint64_t small_size_, num_large_;
   RankSampler small_, large_;
   SizeTable sizes_;
   double noise_scale_ = 0;

@@ -5,10 +5,11 @@
 //
 // Model (all randomness is a pure function of `seed` and an item/context/community index,
 // so the output is byte-identical for any thread count):
-//  - Communities. Items are split into C communities of equal size (+-1). A keyed affine
-//    bijection pos = (a*item + b) mod N scatters ids: community c owns the positions
-//    [floor(c*N/C), floor((c+1)*N/C)), and an item's popularity rank inside its community is
-//    its offset in that range (rank 0 = most popular). Nothing per item is stored.
+//  - Communities. Items are split into C communities of equal size (+-1: the first N mod C
+//    have one more). A keyed affine bijection pos = (a*item + b) mod N scatters ids:
+//    community c owns a contiguous range of positions, and an item's popularity rank inside
+//    its community is its offset in that range (rank 0 = most popular). Nothing per item is
+//    stored.
 //  - Contexts. Context j has a home community (uniform) and a size drawn from a shifted
 //    power law (Lomax): P(size > x) ~ (1 + x/lambda)^-context_skew, capped at
 //    min(max_context, items). Sizes are stratified quantiles of that law assigned through a
@@ -16,7 +17,7 @@
 //    the sizes add up to exactly `edges`.
 //  - Edges. Each of a context's items comes from its home community with probability
 //    1 - mixing, else from a uniformly chosen community; inside a community the rank follows
-//    a bounded Zipf law with exponent item_skew (continuous inverse-CDF approximation).
+//    a bounded Zipf law with exponent item_skew (continuous inverse CDF, tabulated).
 //    Items are distinct within a context: a repeated draw is redrawn, up to 32 times by
 //    Zipf and 32 times uniformly in the same community, then 32 times uniformly over all
 //    items, then it takes the next unused id. So every context gets exactly its size, but a
