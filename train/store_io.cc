@@ -4,6 +4,9 @@
 
 #include "storage/store.h"
 #include "train/trainer.h"
+#ifdef PGRAPH_TRAIN_HAVE_WALKER
+#include "walker/walker.h"
+#endif
 
 namespace pgraph::train {
 namespace {
@@ -108,6 +111,29 @@ Result<std::vector<std::pair<NodeId, NodeId>>> ReadPairs(const storage::Column* 
   return pairs;
 }
 
+#ifdef PGRAPH_TRAIN_HAVE_WALKER
+// Hard negatives from the walker's PPR on the bipartite graph (item -> context -> item),
+// ranks in walker::DefaultHardNegativeWindow.
+class WalkerHardNegatives final : public HardNegativeSampler {
+ public:
+  WalkerHardNegatives(std::unique_ptr<walker::WalkGraph> graph, std::uint32_t walks)
+      : graph_(std::move(graph)) {
+    options_.ppr.walks = walks;
+  }
+  Status Sample(NodeId q, std::uint32_t count, std::uint64_t seed,
+                std::vector<NodeId>* out) const override {
+    PGRAPH_ASSIGN_OR_RETURN(std::vector<NodeId> v,
+                            walker::DrawHardNegatives(*graph_, q, count, options_, seed));
+    out->insert(out->end(), v.begin(), v.end());
+    return Status::OK();
+  }
+
+ private:
+  std::unique_ptr<walker::WalkGraph> graph_;
+  walker::HardNegativeOptions options_;
+};
+#endif
+
 }  // namespace
 
 Result<TrainReport> Train(const TrainOptions& options) {
@@ -140,6 +166,17 @@ Result<TrainReport> Train(const TrainOptions& options) {
     PGRAPH_ASSIGN_OR_RETURN(const storage::Column* hp, OpenColumn(*store, cols::kHeldOutPairs, ""));
     PGRAPH_ASSIGN_OR_RETURN(data.heldout_pairs, ReadPairs(hp));
   }
+  std::unique_ptr<HardNegativeSampler> hard;
+#ifdef PGRAPH_TRAIN_HAVE_WALKER
+  if (options.hard_negatives && store->num_contexts() > 0) {
+    auto graph = walker::WalkGraph::Open(*store);
+    if (graph.ok()) {  // else: the PPR sampler on walk.* (TrainOnData's default)
+      hard = std::make_unique<WalkerHardNegatives>(std::move(graph).value(),
+                                                   options.hard_ppr_walks);
+      data.hard = hard.get();
+    }
+  }
+#endif
   StoreCheckpoints checkpoints(store.get());
   data.checkpoints = &checkpoints;
   return TrainOnData(data, options);

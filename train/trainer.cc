@@ -48,15 +48,17 @@ struct Adam {
       v.push_back(at::zeros_like(p));
     }
   }
-  // Returns the gradient norm before clipping.
+  // Returns the gradient norm before clipping (0 when clipping is off: not computed).
   double ClipAndStep(double lr, double clip) {
     torch::NoGradGuard no_grad;
     double norm = 0;
-    std::vector<at::Tensor> norms;
-    for (auto& [name, p] : params) {
-      if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
+    if (clip > 0) {
+      std::vector<at::Tensor> norms;
+      for (auto& [name, p] : params) {
+        if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
+      }
+      if (!norms.empty()) norm = std::sqrt(at::stack(norms).sum().item<double>());
     }
-    if (!norms.empty()) norm = std::sqrt(at::stack(norms).sum().item<double>());
     const double scale = (clip > 0 && norm > clip) ? clip / (norm + 1e-6) : 1.0;
     ++step;
     const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));

@@ -141,7 +141,7 @@ class InMemoryCheckpoints final : public CheckpointSink {
 // Borrows `neighborhoods`, which must outlive the sampler.
 std::unique_ptr<HardNegativeSampler> MakePprHardNegativeSampler(
     const NeighborhoodSource* neighborhoods, std::uint32_t rank_lo = 0,
-    std::uint32_t rank_hi = 0, std::uint32_t steps = 2000, float restart = 0.3f);
+    std::uint32_t rank_hi = 0, std::uint32_t steps = 1000, float restart = 0.3f);
 
 // ---- Options and results ---------------------------------------------------------------
 
@@ -203,6 +203,7 @@ struct TrainOptions {
   std::uint32_t negatives = 500;     // shared per batch; capped at max(1, items / 10)
   bool hard_negatives = true;        // curriculum: epoch n uses min(n-1, max) per pair
   std::uint32_t max_hard_negatives = 6;
+  std::uint32_t hard_ppr_walks = 500;   // PPR walks per query for hard negatives (Train())
   float margin = 0.1f;               // Delta
   // Optimisation.
   std::uint32_t epochs = 10;
@@ -271,7 +272,10 @@ Result<TrainReport> TrainOnData(const TrainData& data, const TrainOptions& optio
 
 // Opens options.store_dir (writable), reads features / walk.* / pairs.* and trains,
 // checkpointing into the store: column "checkpoint" (u8, the blob) and meta
-// "train.config", "train.epoch". NotFound naming a missing column; otherwise as above.
+// "train.config", "train.epoch". Hard negatives come from the walker's PPR on the store's
+// bipartite graph (window walker::DefaultHardNegativeWindow). NotFound naming a missing
+// column; otherwise as above. Cost: pairs are read into memory (8 bytes each); features and
+// walk rows are read per batch through the chunk cache (options.memory_budget).
 Result<TrainReport> Train(const TrainOptions& options);
 
 // Resolves "cpu" | "cuda" | "cuda:N" | "auto" to the device that would be used.
