@@ -32,6 +32,9 @@ constexpr const char* kPrefix = "infer.";
 constexpr std::uint64_t kDefaultBlockRows = 65536;
 constexpr std::uint64_t kDefaultSegmentRows = 1ull << 20;
 constexpr std::uint64_t kMinBlockRows = 16;
+// The store's ColumnWriter buffers up to this many bytes before it writes (storage/column.cc),
+// and holds an encoded copy while writing.
+constexpr std::uint64_t kStoreWriteBatch = 64ull << 20;
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -133,6 +136,7 @@ class Runner {
  private:
   Status Setup();
   Status PlanAndResume();
+  Status PlanBlocks();
   Status RunProject(std::uint32_t k);
   Status RunPool(std::uint32_t k);
   Status RunHead();
@@ -182,6 +186,9 @@ class Runner {
   std::uint32_t K_ = 0, m_ = 0, d_ = 0, Tu_ = 0;
   train::Pooling pooling_ = train::Pooling::kImportance;
   std::uint64_t cache_bytes_ = 0, work_bytes_ = 0, block_cap_ = 0, seg_rows_ = 0;
+  // Of work_bytes_: what the store's column writer buffers for one segment (its pending rows
+  // and their encoded copy), and what is left for the blocks of a stage.
+  std::uint64_t writer_bytes_ = 0, block_bytes_ = 0;
   State state_;
   std::string fingerprint_;
   int threads_ = 1;
@@ -311,19 +318,24 @@ Status Runner::Setup() {
 }
 
 Status Runner::PlanAndResume() {
-  seg_rows_ = opt_.segment_rows > 0 ? opt_.segment_rows : kDefaultSegmentRows;
+  // Segments are what the column writer buffers: a quarter of the working budget by default.
+  const std::uint64_t out_row = 2ull * sizeof(float) * std::max(m_, d_);
+  seg_rows_ = opt_.segment_rows > 0
+                  ? opt_.segment_rows
+                  : std::clamp<std::uint64_t>(work_bytes_ / 4 / out_row, 256, kDefaultSegmentRows);
   State old;
   bool have_old = false;
   if (auto meta = store_->GetMeta(kStateKey); meta.ok() && !meta.value().empty()) {
     have_old = ParseState(meta.value(), &old);
   }
-  if (opt_.resume && have_old && old.fingerprint == fingerprint_ && old.stage <= 2 * K_) {
+  if (opt_.resume && have_old && old.fingerprint == fingerprint_ && old.stage <= 2 * K_ + 1 &&
+      (old.stage <= 2 * K_ || store_->HasColumn(storage::columns::kEmbedding))) {
     state_ = old;
     seg_rows_ = old.segment_rows;
     report_.resumed = true;
     report_.resumed_from = "stage " + StageName(old.stage) + ", " +
                            std::to_string(old.segments) + " segments";
-    return Status::OK();
+    return PlanBlocks();
   }
   if (opt_.resume && have_old && old.fingerprint != fingerprint_) {
     report_.resumed_from = "state of another model or data; started over";
@@ -334,12 +346,17 @@ Status Runner::PlanAndResume() {
   for (const auto& c : store_->ListColumns()) {
     if (c.name.rfind(kPrefix, 0) == 0) stale.push_back(c.name);
   }
-  if (!stale.empty() || have_old) {
-    PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
-    for (const auto& name : stale) update->DropColumn(name);
-    update->SetMeta(kStateKey, FormatState(state_));
-    PGRAPH_RETURN_IF_ERROR(update->Publish());
-  }
+  PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+  for (const auto& name : stale) update->DropColumn(name);
+  update->SetMeta(kStateKey, FormatState(state_));
+  PGRAPH_RETURN_IF_ERROR(update->Publish());
+  return PlanBlocks();
+}
+
+Status Runner::PlanBlocks() {
+  const std::uint64_t out_row = 2ull * sizeof(float) * std::max(m_, d_);
+  writer_bytes_ = std::min(std::min(seg_rows_, N_) * out_row, 2 * kStoreWriteBatch);
+  block_bytes_ = writer_bytes_ <= work_bytes_ / 2 ? work_bytes_ - writer_bytes_ : work_bytes_ / 2;
   return Status::OK();
 }
 
@@ -384,12 +401,13 @@ Status Runner::RunProject(std::uint32_t k) {
   if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
   // Working set per row: h (in), p (m), the feature scratch (in).
   const std::uint64_t row_bytes = (2ull * in + m_) * sizeof(float);
-  const std::uint64_t B = std::min({block_cap_, work_bytes_ / row_bytes, N_});
+  const std::uint64_t B = std::min({block_cap_, block_bytes_ / row_bytes, N_});
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for a block of layer " +
                                      std::to_string(k) + " projections");
   }
-  report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes);
+  report_.peak_working_bytes =
+      std::max(report_.peak_working_bytes, B * row_bytes + writer_bytes_);
   std::vector<float> hbuf(B * in), pbuf(B * m_);
   const LayerWeights& lw = layers_[k - 1];
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
@@ -436,23 +454,24 @@ Status Runner::RunPool(std::uint32_t k) {
   const std::uint64_t p_all = N_ * p_row;
   std::uint64_t B = 0, R = 0;
   bool in_memory = false;
-  if (opt_.partition_rows == 0 && p_all + std::min(N_, kMinBlockRows) * row_bytes <= work_bytes_) {
-    B = std::min({block_cap_, (work_bytes_ - p_all) / row_bytes, N_});
+  if (opt_.partition_rows == 0 && p_all + std::min(N_, kMinBlockRows) * row_bytes <= block_bytes_) {
+    B = std::min({block_cap_, (block_bytes_ - p_all) / row_bytes, N_});
     // Prefer partitioning over blocks so small that per-block overheads dominate.
     in_memory = B >= std::min<std::uint64_t>(N_, 256);
   }
   if (in_memory) {
     R = N_;
   } else {
-    B = std::min({block_cap_, work_bytes_ / 2 / row_bytes, N_});
-    R = opt_.partition_rows > 0 ? opt_.partition_rows : (work_bytes_ - B * row_bytes) / p_row;
+    B = std::min({block_cap_, block_bytes_ / 2 / row_bytes, N_});
+    R = opt_.partition_rows > 0 ? opt_.partition_rows : (block_bytes_ - B * row_bytes) / p_row;
     R = std::min(R, N_);
   }
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_) || R == 0) {
     return Status::ResourceExhausted("memory budget too small to pool layer " + std::to_string(k));
   }
   const std::uint64_t ranges = (N_ + R - 1) / R;
-  report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + R * p_row);
+  report_.peak_working_bytes =
+      std::max(report_.peak_working_bytes, B * row_bytes + R * p_row + writer_bytes_);
 
   std::vector<float> pbuf(R * m_);
   if (in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(0, N_, pbuf.data()));
@@ -579,7 +598,13 @@ Status Runner::RunHead() {
   PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(K_), N_, seg_rows_, d_));
   const bool f16 = opt_.dtype == OutputType::kFloat16;
   const std::uint64_t row_bytes = 3ull * d_ * sizeof(float) + 2ull * d_;
-  const std::uint64_t B = std::min({block_cap_, work_bytes_ / row_bytes, N_});
+  // The embedding column is one atomic write: the store buffers it in batches.
+  const std::uint64_t esize = f16 ? 2 : 4;
+  const std::uint64_t head_writer = std::min(N_ * d_ * esize, kStoreWriteBatch) * 2;
+  const std::uint64_t head_bytes =
+      head_writer <= work_bytes_ / 2 ? work_bytes_ - head_writer : work_bytes_ / 2;
+  const std::uint64_t B = std::min({block_cap_, head_bytes / row_bytes, N_});
+  report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + head_writer);
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }

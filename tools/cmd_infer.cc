@@ -1,0 +1,101 @@
+// pgraph infer: layer-by-layer embeddings for every item of a store (infer/infer.h).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "infer/infer.h"
+#include "storage/store.h"
+#include "tools/command.h"
+#include "tools/lib/progress.h"
+
+namespace pgraph::tools {
+namespace {
+
+struct InferArgs {
+  std::string store, model_store, memory_budget = "512M", device = "cpu", dtype = "float32";
+  int threads = 0;
+  bool resume = false, keep = false, no_index = false, quiet = false;
+  std::uint64_t block_rows = 0, segment_rows = 0;
+};
+
+std::function<Status()> Setup(CLI::App* app) {
+  auto a = std::make_shared<InferArgs>();
+  app->add_option("--store", a->store, "Store directory (with walk.* columns)")->required();
+  app->add_option("--model-store", a->model_store,
+                  "Take the checkpoint from this store (the one trained on) instead; items "
+                  "are matched by external id, new items are embedded inductively");
+  app->add_option("--memory-budget", a->memory_budget,
+                  "Working memory incl. the chunk cache, e.g. 512M, 4G (out of core beyond)");
+  app->add_option("--threads", a->threads, "Threads (0: all cores)");
+  app->add_option("--device", a->device, "cpu | cuda | cuda:N | auto");
+  app->add_option("--dtype", a->dtype, "embedding column type: float32 | float16");
+  app->add_flag("--resume", a->resume, "Continue a killed run from its last published segment");
+  app->add_flag("--keep-intermediates", a->keep, "Keep the infer.p*/infer.h* columns");
+  app->add_flag("--no-index", a->no_index, "Do not rebuild the LSH index afterwards");
+  app->add_option("--block-rows", a->block_rows, "Rows per GEMM block (0: auto)");
+  app->add_option("--segment-rows", a->segment_rows, "Rows per resumable segment (0: 1M)");
+  app->add_flag("--quiet", a->quiet, "No progress output");
+  return [a]() -> Status {
+    infer::InferOptions o;
+    o.store_dir = a->store;
+    o.model_store = a->model_store;
+    PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(o.dtype, infer::ParseOutputType(a->dtype));
+    o.threads = ConfigureThreads(a->threads);
+    o.device = a->device;
+    o.resume = a->resume;
+    o.keep_intermediates = a->keep;
+    o.build_index = !a->no_index;
+    o.block_rows = a->block_rows;
+    o.segment_rows = a->segment_rows;
+    std::unique_ptr<Progress> progress;
+    std::string stage;
+    if (!a->quiet) {
+      o.on_progress = [&](const infer::StageProgress& p) {
+        if (p.stage != stage || !progress) {
+          if (progress) progress->Finish();
+          stage = p.stage;
+          progress = std::make_unique<Progress>(p.stage, p.rows_total, "rows");
+        }
+        progress->Set(p.rows_done);
+        if (p.finished) {
+          progress->Finish();
+          progress.reset();
+        }
+      };
+    }
+    auto r = infer::Infer(o);
+    if (progress) progress->Finish();
+    if (!r.ok()) return r.status();
+    if (!a->quiet) {
+      const infer::InferReport& rep = *r;
+      std::fprintf(stderr, "infer: %llu items, d=%u, K=%u on %s in %.2f s (%.2f GFLOP/s)%s\n",
+                   static_cast<unsigned long long>(rep.items), rep.dim, rep.layers,
+                   rep.device.c_str(), rep.seconds,
+                   rep.seconds > 0 ? rep.flops / rep.seconds / 1e9 : 0.0,
+                   rep.resumed ? (" resumed from " + rep.resumed_from).c_str() : "");
+      for (const auto& l : rep.per_layer) {
+        std::fprintf(stderr,
+                     "  layer %u: project %.2f s, pool %.2f s, %llu neighbour range(s), "
+                     "blocks of %llu rows\n",
+                     l.layer, l.project_seconds, l.pool_seconds,
+                     static_cast<unsigned long long>(l.partitions),
+                     static_cast<unsigned long long>(l.block_rows));
+      }
+      if (rep.new_items > 0) {
+        std::fprintf(stderr, "  %llu items not seen in training (embedded inductively)\n",
+                     static_cast<unsigned long long>(rep.new_items));
+      }
+      std::fprintf(stderr, "  index: %s\n",
+                   rep.index_built ? "rebuilt" : ("not built (" + rep.index_note + ")").c_str());
+    }
+    return Status::OK();
+  };
+}
+
+}  // namespace
+PGRAPH_COMMAND(infer_cmd, "infer",
+               "Embed every item layer by layer with the latest checkpoint (out of core)", Setup);
+}  // namespace pgraph::tools
