@@ -110,7 +110,7 @@ void MakeStore(const std::string& dir, const Args& a, std::uint64_t n) {
   opts.dim = c.dim;
   opts.hidden = c.hidden;
   data.meta["config"] = train::FormatConfig(c, opts);
-  data.meta["epoch"] = "1";
+  data.meta["epoch"] = std::to_string(1);
   for (auto& [name, t] : train::PublicParameters(*model)) {
     train::NamedArray arr;
     arr.shape = t.sizes().vec();
