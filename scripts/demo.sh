@@ -17,7 +17,7 @@ step "1. generate: $ITEMS items, $CONTEXTS contexts, $EDGES edges with planted c
 "$PGRAPH" generate --out "$WORK/data" --items "$ITEMS" --contexts "$CONTEXTS" --edges "$EDGES" --seed 7
 
 step "2. ingest: edges + features -> store $STORE"
-"$PGRAPH" ingest --store "$STORE" --edges "$WORK/data/edges.tsv" --features "$WORK/data/features.tsv" --overwrite
+"$PGRAPH" ingest --store "$STORE" --edges "$WORK/data/edges.tsv" --features "$WORK/data/features.tsv" --isolated-items --overwrite
 "$PGRAPH" info --store "$STORE"
 
 if have walk; then

@@ -391,6 +391,9 @@ struct IngestOptions {
   bool skip_bad_lines = false;
   bool features_f16 = false;    // store features as float16
   MissingFeatures missing_features = MissingFeatures::kError;
+  // Feature rows for items that have no edges add them as isolated (cold-start) items
+  // instead of failing as unknown items.
+  bool isolated_items = false;
   StoreOptions store;
   int threads = 0;              // 0: all cores
   bool progress = true;         // log lines to stderr

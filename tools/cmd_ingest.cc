@@ -41,6 +41,8 @@ std::function<Status()> Setup(CLI::App* app) {
       ->check(CLI::IsMember({"error", "zero", "mean"}));
   app->add_option("--feature-dtype", a->feature_dtype, "float32 (default) or float16 on disk")
       ->check(CLI::IsMember({"float32", "float16"}));
+  app->add_flag("--isolated-items", a->opts.isolated_items,
+                "Feature rows for items without edges add them as cold-start items (else an error)");
   app->add_flag("--overwrite", a->opts.overwrite, "Replace an existing store (atomically)");
   app->add_flag("--skip-bad-lines", a->opts.skip_bad_lines,
                 "Skip malformed edge lines with a counted warning instead of failing");

@@ -53,7 +53,7 @@ Status Missing(const IngestOptions& o, const IdTable& items, std::vector<std::ui
   return Status::OK();
 }
 
-Result<FeatureMatrix> LoadTsv(const IngestOptions& o, const IdTable& items) {
+Result<FeatureMatrix> LoadTsv(const IngestOptions& o, IdTable& items) {
   PGRAPH_ASSIGN_OR_RETURN(auto reader, LineReader::Open(o.features_path));
   FeatureMatrix m;
   std::vector<std::uint8_t> present(items.size(), 0);
@@ -117,8 +117,14 @@ Result<FeatureMatrix> LoadTsv(const IngestOptions& o, const IdTable& items) {
       }
       NodeId item = items.Find(id);
       if (item == kInvalidNode) {
-        return Status::InvalidArgument(where(line_no) + ": feature row for unknown item " +
-                                       Quote(id) + " (not in the edge list)");
+        if (!o.isolated_items) {
+          return Status::InvalidArgument(where(line_no) + ": feature row for unknown item " +
+                                         Quote(id) +
+                                         " (not in the edge list; --isolated-items adds such items)");
+        }
+        item = items.Intern(id);  // a cold-start item: features, no edges yet
+        m.values.resize(items.size() * m.dim, 0.0f);
+        present.resize(items.size(), 0);
       }
       if (present[item]) {
         return Status::InvalidArgument(where(line_no) + ": duplicate feature row for item " + Quote(id));
@@ -178,7 +184,7 @@ Status ParseNpyHeader(const std::string& path, std::string_view h, std::uint64_t
   return Status::OK();
 }
 
-Result<FeatureMatrix> LoadNpy(const IngestOptions& o, const IdTable& items) {
+Result<FeatureMatrix> LoadNpy(const IngestOptions& o, IdTable& items) {
   const std::string& path = o.features_path;
   if (o.feature_ids_path.empty()) {
     return Status::InvalidArgument("'" + path + "': .npy features need --feature-ids FILE (one item id per row)");
@@ -222,8 +228,12 @@ Result<FeatureMatrix> LoadNpy(const IngestOptions& o, const IdTable& items) {
       if (line.empty()) continue;
       NodeId item = items.Find(line);
       if (item == kInvalidNode) {
-        return Status::InvalidArgument("'" + o.feature_ids_path + "' line " + std::to_string(line_no) +
-                                       ": unknown item " + Quote(line) + " (not in the edge list)");
+        if (!o.isolated_items) {
+          return Status::InvalidArgument("'" + o.feature_ids_path + "' line " + std::to_string(line_no) +
+                                         ": unknown item " + Quote(line) +
+                                         " (not in the edge list; --isolated-items adds such items)");
+        }
+        item = items.Intern(line);
       }
       row_item.push_back(item);
     }
@@ -260,7 +270,7 @@ Result<FeatureMatrix> LoadNpy(const IngestOptions& o, const IdTable& items) {
 
 }  // namespace
 
-Result<FeatureMatrix> LoadFeatures(const IngestOptions& options, const IdTable& items) {
+Result<FeatureMatrix> LoadFeatures(const IngestOptions& options, IdTable& items) {
   const std::string& p = options.features_path;
   if (p.size() >= 4 && p.compare(p.size() - 4, 4, ".npy") == 0) return LoadNpy(options, items);
   return LoadTsv(options, items);

@@ -20,6 +20,8 @@ struct FeatureMatrix {
 // InvalidArgument naming file and line for: unknown item, wrong dimension, non-numeric or
 // NaN/Inf value, duplicate row, empty input, bad .npy dtype/shape, missing rows (unless
 // options.missing_features fills them). NotFound for a missing file.
-Result<FeatureMatrix> LoadFeatures(const IngestOptions& options, const IdTable& items);
+// With options.isolated_items, rows for items absent from the edge list add those items
+// (interned into `items`) instead of failing.
+Result<FeatureMatrix> LoadFeatures(const IngestOptions& options, IdTable& items);
 
 }  // namespace pgraph::storage

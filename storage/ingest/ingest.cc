@@ -503,6 +503,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
     PGRAPH_ASSIGN_OR_RETURN(features, LoadFeatures(o, items));
     report.feature_dim = features.dim;
     report.filled_features = features.filled;
+    report.items = items.size();  // --isolated-items may have added some
     log("features: " + std::to_string(features.dim) + " dims" +
         (features.filled ? ", " + std::to_string(features.filled) + " rows filled" : ""));
   }

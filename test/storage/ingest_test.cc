@@ -135,6 +135,28 @@ TEST_CASE("features are stored per dense item, float32 or float16, with fills", 
   CHECK(f == std::vector<float>{-1, 2, -0.25f, 1.75f, 0.5f, 1.5f});  // b = mean of a and c
 }
 
+TEST_CASE("isolated items: feature rows without edges, on request", "[storage]") {
+  test::TempDir tmp;
+  test::WriteFile(tmp.Sub("e.tsv"), "a\tx\nb\tx\n");
+  test::WriteFile(tmp.Sub("f.tsv"), "a\t1\nb\t2\ncold\t3\n");
+  IngestOptions o = Options(tmp, tmp.Sub("e.tsv"));
+  o.features_path = tmp.Sub("f.tsv");
+  auto refused = Ingest(o);
+  CHECK(refused.status().IsInvalidArgument());
+  CHECK_THAT(refused.status().message(), Catch::Contains("unknown item 'cold'"));
+  o.isolated_items = true;
+  auto r = Ingest(o);
+  REQUIRE(r.ok());
+  CHECK(r.value().items == 3);
+  auto store = OpenRead(o.store_dir);
+  auto g = Graph::Open(*store).value();
+  NodeId cold = IdMap::Open(*store, NodeKind::kItem).value()->Find("cold").value();
+  CHECK(g->ItemDegree(cold) == 0);
+  std::vector<float> f(1);
+  REQUIRE(store->OpenColumn(columns::kFeatures).value()->ReadRowsAsFloat(cold, 1, f).ok());
+  CHECK(f[0] == 3.0f);
+}
+
 TEST_CASE("npy features with an id file", "[storage]") {
   test::TempDir tmp;
   test::WriteFile(tmp.Sub("e.tsv"), "a\tx\nb\tx\n");
