@@ -208,9 +208,13 @@ class Trainer {
     PGRAPH_ASSIGN_OR_RETURN(std::string dev, ResolveDevice(opt_.device));
     device_ = at::Device(dev);
     report_.device = dev;
-    int threads = opt_.threads > 0 ? opt_.threads
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(threads);
+    const int threads =
+        opt_.threads > 0 ? opt_.threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    torch_threads_ = opt_.torch_threads > 0 ? opt_.torch_threads
+                     : opt_.pipeline        ? std::max(1, threads - 1)
+                                            : threads;
+    at::set_num_threads(torch_threads_);
 
     model_config_.layers = opt_.layers;
     model_config_.dim = opt_.dim;
@@ -294,6 +298,12 @@ class Trainer {
   Status Step(const MiniBatch& b, std::uint32_t epoch, std::uint64_t step_in_epoch,
               Clock::time_point epoch_start) {
     if (!b.status.ok()) return b.status;
+    // OpenMP's thread count is per calling thread: set it on whichever thread consumes.
+    thread_local int set_threads = 0;
+    if (set_threads != torch_threads_) {
+      at::set_num_threads(torch_threads_);
+      set_threads = torch_threads_;
+    }
     report_.time.sampling += b.sample_seconds;
     report_.time.gathering += b.gather_seconds;
     try {
@@ -540,6 +550,7 @@ class Trainer {
   std::unique_ptr<TruncatedNeighborhoods> truncated_;
   std::unique_ptr<HardNegativeSampler> ppr_;
   std::uint32_t negatives_ = 0;
+  int torch_threads_ = 1;
   at::Device device_{at::kCPU};
   ModelConfig model_config_;
   PinSageModel model_{nullptr};

@@ -213,7 +213,11 @@ struct TrainOptions {
   double clip_grad_norm = 0;         // 0: off
   std::uint64_t seed = 1;
   // Execution.
-  int threads = 0;                   // torch intra-op threads; 0: hardware concurrency
+  int threads = 0;                   // cores to use; 0: hardware concurrency
+  // Torch intra-op threads of the consumer; 0: threads - 1 with the pipeline (one core is
+  // left to the producer stages), threads without. On 2 cores a second OpenMP thread costs
+  // more in barrier waits than it gains on this model's small products (docs/BENCHMARKS.md).
+  int torch_threads = 0;
   std::string device = "cpu";        // cpu | cuda | cuda:N | auto
   bool pipeline = true;              // false: the same stages run sequentially
   std::uint32_t prefetch = 3;        // batches in flight between producer and consumer

@@ -166,7 +166,8 @@ struct Run {
 };
 
 Run TrainOnce(const Data& d, const Args& a, bool pipeline, std::uint32_t negatives,
-              std::uint32_t steps, std::uint32_t epochs = 1, std::uint32_t eval_pairs = 0) {
+              std::uint32_t steps, std::uint32_t epochs = 1, std::uint32_t eval_pairs = 0,
+              int torch_threads = 0) {
   InMemoryFeatures features(d.feature_dim, d.features);
   InMemoryNeighborhoods nbrs(d.width, d.nbrs, d.weights);
   TrainData data;
@@ -182,6 +183,7 @@ Run TrainOnce(const Data& d, const Args& a, bool pipeline, std::uint32_t negativ
   o.neighbors = a.neighbors;
   o.negatives = negatives;
   o.threads = a.threads;
+  o.torch_threads = torch_threads;
   o.pipeline = pipeline;
   o.max_steps_per_epoch = steps;
   o.eval_pairs = eval_pairs;
@@ -234,21 +236,27 @@ int main(int argc, char** argv) {
   Data planted = Planted(a);
   std::printf("\n[1] generated graph: %u items, %u features, %u shared negatives, %u steps\n",
               a.items, a.feature_dim, a.negatives, a.steps);
+  // A short warm-up run first (allocator and thread pools), then off and on.
+  Run warm = TrainOnce(planted, a, false, a.negatives, 2);
   Run off = TrainOnce(planted, a, false, a.negatives, a.steps);
+  Run off1 = TrainOnce(planted, a, false, a.negatives, a.steps, 1, 0, 1);
   Run on = TrainOnce(planted, a, true, a.negatives, a.steps);
-  if (!off.ok || !on.ok) return 1;
+  if (!off.ok || !on.ok || !off1.ok) return 1;
+  std::printf("(torch threads: no-pipeline %d, no-pipeline-1 1, pipeline %d; the rest of the "
+              "cores run the producer)\n", a.threads, std::max(1, a.threads - 1));
   PrintBreakdown("no-pipeline", off.report);
+  PrintBreakdown("no-pipeline-1", off1.report);
   PrintBreakdown("pipeline", on.report);
   std::printf("pipeline speed-up: %.2fx\n", on.report.pairs_per_second / off.report.pairs_per_second);
 
   // 2. Arithmetic bound.
-  const TrainReport& r = off.report;
+  const TrainReport& r = off1.report;
   const double model_seconds = r.time.forward + r.time.backward;
   const double model_flops = model_seconds > 0 ? r.model_flops / model_seconds : 0;
-  auto mm = GemmFlopsPerSecond(r.gemm_shapes, a.threads, 1.0);
+  auto mm = GemmFlopsPerSecond(r.gemm_shapes, 1, 1.0);
   if (!mm.ok()) return 1;
-  std::printf("\n[2] model %.2f GFLOP/s (forward+backward) vs torch::mm of the same shapes "
-              "%.2f GFLOP/s: %.0f%%\n",
+  std::printf("\n[2] one thread: model %.2f GFLOP/s (forward+backward) vs torch::mm of the "
+              "same shapes %.2f GFLOP/s: %.0f%%\n",
               model_flops / 1e9, *mm / 1e9, 100.0 * model_flops / *mm);
   for (const GemmShape& s : r.gemm_shapes) {
     std::printf("    gemm %ld x %ld x %ld\n", static_cast<long>(s.m), static_cast<long>(s.k),
