@@ -22,7 +22,7 @@ step "2. ingest: edges + features -> store $STORE"
 
 if have walk; then
   step "3. walk: importance neighbourhoods and training pairs (held-out truth excluded)"
-  "$PGRAPH" walk --store "$STORE" --heldout-pairs "$WORK/data/truth.tsv"
+  "$PGRAPH" walk --store "$STORE" --heldout "$WORK/data/truth.tsv"
 else
   step "3. walk: not built yet in this version (see docs/ROADMAP.md)"
 fi
