@@ -6,24 +6,10 @@
 
 #include "storage/store.h"
 #include "tools/command.h"
+#include "tools/lib/json.h"
 
 namespace pgraph::tools {
 namespace {
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
 
 std::string DegreeJson(const storage::DegreeSummary& d) {
   char buf[256];

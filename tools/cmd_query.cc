@@ -14,6 +14,7 @@
 #include "ann/ann.h"
 #include "storage/store.h"
 #include "tools/command.h"
+#include "tools/lib/json.h"
 
 namespace pgraph::tools {
 namespace {
@@ -27,21 +28,6 @@ struct QueryArgs {
   int threads = 0;
   std::string memory_budget = "512M";
 };
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
 
 // Reads `path` ("-" = stdin) line by line; calls f(line, line_number) for each line that is
 // not blank and does not start with '#'.
