@@ -66,15 +66,10 @@ Result<FeatureMatrix> LoadTsv(const IngestOptions& o, IdTable& items) {
     if (block.empty()) break;
     std::size_t pos = 0;
     while (pos < block.size()) {
-      std::size_t nl = block.find('\n', pos);
-      if (nl == std::string_view::npos) nl = block.size();
-      std::string_view line = block.substr(pos, nl - pos);
-      pos = nl + 1;
+      std::string_view line = NextLine(block, &pos);
       ++line_no;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      std::size_t b = 0;
-      while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
-      if (b == line.size() || line[b] == '#') continue;
+      if (IsBlankOrComment(line)) continue;
+      std::size_t b = line.find_first_not_of(" \t");
       std::size_t e = b;
       while (e < line.size() && line[e] != '\t' && line[e] != ',' && line[e] != ' ') ++e;
       std::string_view id = line.substr(b, e - b);
@@ -219,12 +214,8 @@ Result<FeatureMatrix> LoadNpy(const IngestOptions& o, IdTable& items) {
     if (block.empty()) break;
     std::size_t pos = 0;
     while (pos < block.size()) {
-      std::size_t nl = block.find('\n', pos);
-      if (nl == std::string_view::npos) nl = block.size();
-      std::string_view line = block.substr(pos, nl - pos);
-      pos = nl + 1;
+      std::string_view line = NextLine(block, &pos);
       ++line_no;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) continue;
       NodeId item = items.Find(line);
       if (item == kInvalidNode) {

@@ -151,15 +151,9 @@ void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, const c
     if (piece->errors.size() < 5) piece->errors.push_back({line_no, std::move(msg)});
   };
   while (pos < text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+    std::string_view line = NextLine(text, &pos);
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    std::size_t b = 0;
-    while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
-    if (b == line.size() || line[b] == '#') continue;
+    if (IsBlankOrComment(line)) continue;
     if (line.data() == header_line) continue;
     int n = SplitFields(line, fmt.delim, f, 4);
     if (n != fmt.fields) {
@@ -391,13 +385,8 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       std::string_view first, second;
       std::size_t pos = 0;
       while (pos < block.size() && second.empty()) {
-        std::size_t nl = block.find('\n', pos);
-        if (nl == std::string_view::npos) nl = block.size();
-        std::string_view line = block.substr(pos, nl - pos);
-        pos = nl + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        std::size_t b = line.find_first_not_of(" \t");
-        if (b == std::string_view::npos || line[b] == '#') continue;
+        std::string_view line = NextLine(block, &pos);
+        if (IsBlankOrComment(line)) continue;
         (first.empty() ? first : second) = line;
       }
       if (first.empty()) {

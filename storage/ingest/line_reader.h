@@ -12,6 +12,23 @@
 
 namespace pgraph::storage {
 
+// The line of `text` starting at *pos, without its '\n' or a trailing '\r'; advances *pos
+// past the newline. Requires: *pos < text.size().
+inline std::string_view NextLine(std::string_view text, std::size_t* pos) {
+  std::size_t nl = text.find('\n', *pos);
+  if (nl == std::string_view::npos) nl = text.size();
+  std::string_view line = text.substr(*pos, nl - *pos);
+  *pos = nl + 1;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// True for lines that hold no data: blank (spaces and tabs only) or a '#' comment.
+inline bool IsBlankOrComment(std::string_view line) {
+  std::size_t b = line.find_first_not_of(" \t");
+  return b == std::string_view::npos || line[b] == '#';
+}
+
 class LineReader {
  public:
   virtual ~LineReader() = default;
