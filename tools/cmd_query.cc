@@ -15,6 +15,7 @@
 #include "storage/store.h"
 #include "tools/command.h"
 #include "tools/lib/json.h"
+#include "tools/lib/text_lines.h"
 
 namespace pgraph::tools {
 namespace {
@@ -29,28 +30,14 @@ struct QueryArgs {
   std::string memory_budget = "512M";
 };
 
-// Reads `path` ("-" = stdin) line by line; calls f(line, line_number) for each line that is
-// not blank and does not start with '#'.
+// Calls f(line, line_number) for each line of `path` ("-" = stdin) that is not blank and
+// does not start with '#', leading blanks removed.
 template <typename F>
 Status ForEachLine(const std::string& path, F&& f) {
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (path != "-") {
-    file.open(path);
-    if (!file) return Status::NotFound("cannot open '" + path + "'");
-    in = &file;
-  }
-  std::string line;
-  std::uint64_t number = 0;
-  while (std::getline(*in, line)) {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    PGRAPH_RETURN_IF_ERROR(f(line.substr(first), number));
-  }
-  if (in->bad()) return Status::IOError("error reading '" + path + "'");
-  return Status::OK();
+  return ForEachTextLine(path, [&](std::string_view line, std::uint64_t number) -> Status {
+    if (IsBlankOrCommentLine(line)) return Status::OK();
+    return f(std::string(line.substr(line.find_first_not_of(" \t"))), number);
+  });
 }
 
 // One vector per line: `dim` floats separated by spaces, tabs or commas.

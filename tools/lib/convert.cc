@@ -1,4 +1,5 @@
 #include "tools/lib/convert.h"
+#include "tools/lib/text_lines.h"
 
 #include <algorithm>
 #include <cctype>
@@ -59,41 +60,14 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Reads every line of `path` (no trailing newline or '\r'); f(line, number) for each data
-// line (blank lines skipped; the first line too when `header`).
+// f(line, number) for each data line of `path`: blank lines skipped, and the first line
+// too when `header`.
 template <typename F>
 Status ForEachLine(const std::string& path, bool header, F&& f) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    return Status::NotFound("cannot open '" + path + "': " + std::strerror(errno));
-  }
-  std::string line;
-  char buf[1 << 16];
-  std::uint64_t number = 0;
-  Status status;
-  bool eof = false;
-  while (!eof && status.ok()) {
-    line.clear();
-    for (;;) {
-      if (std::fgets(buf, sizeof buf, file) == nullptr) {
-        eof = true;
-        break;
-      }
-      line += buf;
-      if (line.back() == '\n') break;
-    }
-    if (eof && line.empty()) break;
-    ++number;
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    if (number == 1 && header) continue;
-    if (Trim(line).empty()) continue;
-    status = f(std::string_view(line), number);
-  }
-  const bool error = std::ferror(file) != 0;
-  std::fclose(file);
-  if (!status.ok()) return status;
-  if (error) return Status::IOError("error reading '" + path + "'");
-  return Status::OK();
+  return ForEachTextLine(path, [&](std::string_view line, std::uint64_t number) -> Status {
+    if ((number == 1 && header) || Trim(line).empty()) return Status::OK();
+    return f(line, number);
+  });
 }
 
 std::string Where(const std::string& path, std::uint64_t line) {

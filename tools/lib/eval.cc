@@ -1,4 +1,5 @@
 #include "tools/lib/eval.h"
+#include "tools/lib/text_lines.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
@@ -61,38 +62,13 @@ std::vector<std::string_view> SplitFields(std::string_view line) {
   return out;
 }
 
-// Calls f(fields, line_number) for every data line of `path`.
+// Calls f(fields, line_number) for every data line of `path` (not blank, not '#').
 template <typename F>
 Status ForEachRecord(const std::string& path, F&& f) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return Status::NotFound("cannot open '" + path + "'");
-  std::string line;
-  std::uint64_t number = 0;
-  char buf[1 << 16];
-  Status status;
-  bool eof = false;
-  while (!eof && status.ok()) {
-    line.clear();
-    for (;;) {
-      if (std::fgets(buf, sizeof buf, file) == nullptr) {
-        eof = true;
-        break;
-      }
-      line += buf;
-      if (!line.empty() && line.back() == '\n') break;
-    }
-    if (eof && line.empty()) break;
-    ++number;
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    const std::size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    status = f(SplitFields(line), number);
-  }
-  const bool error = std::ferror(file) != 0;
-  std::fclose(file);
-  if (!status.ok()) return status;
-  if (error) return Status::IOError("error reading '" + path + "'");
-  return Status::OK();
+  return ForEachTextLine(path, [&](std::string_view line, std::uint64_t number) -> Status {
+    if (IsBlankOrCommentLine(line)) return Status::OK();
+    return f(SplitFields(line), number);
+  });
 }
 
 // ---- Scorers -----------------------------------------------------------------------------
