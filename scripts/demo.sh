@@ -28,7 +28,8 @@ else
 fi
 if have train; then
   step "4. train: PinSage on CPU (--device auto picks a GPU when present)"
-  "$PGRAPH" train --store "$STORE" --epochs "${DEMO_EPOCHS:-3}" --device auto
+  # T=10 neighbours: on a 50k-item catalogue it trains 4-5x faster than T=50 at equal quality.
+  "$PGRAPH" train --store "$STORE" --epochs "${DEMO_EPOCHS:-3}" --neighbors 10 --device auto
 else
   step "4. train: not built yet in this version"
 fi
@@ -45,10 +46,14 @@ if have eval; then
   done
 fi
 if have query; then
-  step "7. query: related items of 3 sample items (community in brackets)"
+  step "7. query: related items of 3 sample items, each with its planted community"
+  community() { awk -v i="$1" '$1 == i { print $2; exit }' "$WORK/data/communities.tsv"; }
   for item in $(head -n 3 "$WORK/data/truth.tsv" | cut -f1); do
-    echo "item $item [community $(awk -v i="$item" '$1==i {print $2}' "$WORK/data/communities.tsv")]:"
-    "$PGRAPH" query --store "$STORE" --item "$item" --k 5 --json | head -n 1
+    echo "item $item (community $(community "$item")):"
+    "$PGRAPH" query --store "$STORE" --item "$item" --k 8 --exclude-self |
+      while IFS=$'\t' read -r _ rank related score; do
+        printf '  %2s. item %-8s score %.3f  community %s\n' "$rank" "$related" "$score" "$(community "$related")"
+      done
   done
 fi
 printf '\nstore: %s\n' "$STORE"
