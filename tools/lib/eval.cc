@@ -553,15 +553,24 @@ Result<TestQueries> ReadTestQueries(const std::string& path, const storage::IdMa
   return out;
 }
 
+// A report for `protocol` with the queries to evaluate chosen (sampled per the options);
+// those left out are counted as skipped.
+static EvalReport StartReport(const char* protocol, std::size_t num_queries, const EvalOptions& o,
+                              std::vector<std::size_t>* chosen) {
+  EvalReport report;
+  report.protocol = protocol;
+  report.candidates = o.candidates;
+  *chosen = ChooseQueries(num_queries, o);
+  report.skipped = num_queries - chosen->size();
+  return report;
+}
+
 Result<EvalReport> EvaluatePairs(const Scorer& scorer, const storage::Graph& graph,
                                  std::span<const PairQuery> queries, const EvalOptions& o) {
   PGRAPH_RETURN_IF_ERROR(CheckOptions(scorer, graph, o));
   const auto t0 = std::chrono::steady_clock::now();
-  EvalReport report;
-  report.protocol = "pairs";
-  report.candidates = o.candidates;
-  std::vector<std::size_t> chosen = ChooseQueries(queries.size(), o);
-  report.skipped = queries.size() - chosen.size();
+  std::vector<std::size_t> chosen;
+  EvalReport report = StartReport("pairs", queries.size(), o, &chosen);
   // Unknown pairs: a miss, or skipped.
   std::vector<std::size_t> work;
   for (std::size_t idx : chosen) {
@@ -610,11 +619,8 @@ Result<EvalReport> EvaluateTest(const Scorer& scorer, const storage::Graph& grap
                                 std::span<const TestQuery> queries, const EvalOptions& o) {
   PGRAPH_RETURN_IF_ERROR(CheckOptions(scorer, graph, o));
   const auto t0 = std::chrono::steady_clock::now();
-  EvalReport report;
-  report.protocol = "test";
-  report.candidates = o.candidates;
-  std::vector<std::size_t> chosen = ChooseQueries(queries.size(), o);
-  report.skipped = queries.size() - chosen.size();
+  std::vector<std::size_t> chosen;
+  EvalReport report = StartReport("test", queries.size(), o, &chosen);
   std::vector<std::size_t> work;
   for (std::size_t idx : chosen) {
     const TestQuery& q = queries[idx];
