@@ -1,18 +1,24 @@
 // walker_bench: random-walk throughput against memory references, whole-graph neighbourhood
 // time, and the stability/cost measurements behind the walk defaults (docs/WALKER.md).
 //
-//   walker_bench speed   [--adjacency-mb 1024] [--sources 20000] [--dir DIR]
+//   walker_bench speed   [--adjacency-mb 1024] [--sources 20000] [--repeat 3] [--keep 0|1]
+//                        [--dir DIR]
 //   walker_bench all     [--items 1000000] [--contexts 200000] [--edges 10000000] [--dir DIR]
 //   walker_bench defaults [--items 100000] [--contexts 20000] [--edges 1000000] [--sample 4000]
 //
 // speed: builds a synthetic bipartite CSR of about --adjacency-mb (both directions, raw LMDB
 // columns, so walks read the map in place), measures dependent random loads/s (pointer
 // chasing over one random cycle of cache lines) and independent random loads/s (a gather)
-// over an array of the same size, then walk hops/s with 1 and 2 threads and per lane count.
-// A hop is half a step (item -> context, or context -> item): one offset pair plus one target,
-// "about two random loads".
+// over an array of the same size (the gather also with 2 threads at once: what the memory
+// system gives a second core right now), then walk steps/s with 1 and 2 threads and per lane
+// count. A step is item -> context -> item: two hops, each one offset pair plus one target,
+// "about two random loads" per hop. Each figure is the best and median of --repeat runs;
+// CPU use (user+sys / wall) shows whether the threads really had a core each. --keep 1
+// keeps the synthetic store and reuses it next time (same --adjacency-mb and --dir).
+#include <sys/resource.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
+#include <tbb/parallel_invoke.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -68,7 +74,8 @@ void Check(const Status& s, const char* what) {
 
 struct Args {
   std::string mode = "speed", dir;
-  std::uint64_t adjacency_mb = 1024, sources = 20000;
+  std::uint64_t adjacency_mb = 1024, sources = 20000, repeat = 3;
+  bool keep = false;
   std::uint64_t items = 0, contexts = 0, edges = 0, sample = 4000;
   int threads = 0;
   bool early_only = false;
@@ -84,6 +91,8 @@ Args Parse(int argc, char** argv) {
     auto num = [&] { return std::strtoull(v.c_str(), nullptr, 10); };
     if (k == "--adjacency-mb") a.adjacency_mb = num();
     else if (k == "--sources") a.sources = num();
+    else if (k == "--repeat") a.repeat = std::max<std::uint64_t>(1, num());
+    else if (k == "--keep") a.keep = num() != 0;
     else if (k == "--items") a.items = num();
     else if (k == "--contexts") a.contexts = num();
     else if (k == "--edges") a.edges = num();
@@ -125,17 +134,51 @@ double PointerChase(std::uint64_t bytes) {
 
 // Independent loads: a gather at hashed positions of a `bytes` array (no dependency between
 // loads, so the core overlaps as many misses as it can).
-double Gather(std::uint64_t bytes) {
-  const std::uint64_t n = bytes / 4;
-  std::vector<std::uint32_t> a(n);
-  for (std::uint64_t i = 0; i < n; ++i) a[i] = static_cast<std::uint32_t>(i);
+double GatherOver(const std::vector<std::uint32_t>& a, std::uint64_t salt) {
+  const std::uint64_t n = a.size();
   const std::uint64_t loads = 100'000'000;
   std::uint64_t sum = 0;
   auto t = Clock::now();
-  for (std::uint64_t i = 0; i < loads; ++i) sum += a[Mix(i) % n];
+  for (std::uint64_t i = 0; i < loads; ++i) sum += a[Mix(i + salt) % n];
   double s = Since(t);
   if (sum == 1) std::printf(" ");
   return loads / s;
+}
+
+std::vector<std::uint32_t> GatherArray(std::uint64_t bytes) {
+  std::vector<std::uint32_t> a(bytes / 4);
+  for (std::uint64_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint32_t>(i);
+  return a;
+}
+
+// Two gathers at once, one per thread, over the same array: per-thread rates.
+std::pair<double, double> Gather2(const std::vector<std::uint32_t>& a) {
+  double r1 = 0, r2 = 0;
+  tbb::task_arena arena(2);
+  arena.execute([&] {
+    tbb::parallel_invoke([&] { r1 = GatherOver(a, 0); }, [&] { r2 = GatherOver(a, 1ull << 40); });
+  });
+  return {r1, r2};
+}
+
+// CPU seconds (user + sys) of the whole process so far.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// Best (max) and median of rates.
+std::pair<double, double> BestMedian(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v.back(), v[v.size() / 2]};
 }
 
 // ---- Synthetic CSR straight into a store -----------------------------------------------
@@ -214,57 +257,111 @@ void Speed(const Args& a) {
   const double mean_degree = 12;
   const std::uint64_t items = static_cast<std::uint64_t>(bytes / (8 * mean_degree + 8 + 8.0 / 5));
   const std::uint64_t contexts = items / 5;
-  std::string dir = TempDirFor(a, "speed_store");
-  BuildSyntheticStore(dir, items, contexts, mean_degree);
+  std::string dir = TempDirFor(a, ("speed_store_" + std::to_string(a.adjacency_mb)).c_str());
+  if (a.keep && std::filesystem::exists(dir + "/PGRAPH")) {
+    std::printf("reusing the synthetic store in %s\n", dir.c_str());
+  } else {
+    BuildSyntheticStore(dir, items, contexts, mean_degree);
+  }
   auto store = Check(storage::Store::Open(dir, storage::StoreOptions{}), "open");
   auto graph = Check(walker::WalkGraph::Open(*store), "walk graph");
   const std::uint64_t adj_bytes = graph->num_edges() * 8 + (graph->num_items() + 1) * 8 +
                                   (graph->num_contexts() + 1) * 8;
-  std::printf("adjacency %.0f MiB in the LMDB map (pinned in RAM: %llu bytes)\n",
-              adj_bytes / 1048576.0, (unsigned long long)graph->pinned_bytes());
+  std::printf("graph: %llu items, %llu contexts, %llu edges; adjacency %.0f MiB in the LMDB map "
+              "(pinned in RAM: %llu bytes)\n",
+              (unsigned long long)graph->num_items(), (unsigned long long)graph->num_contexts(),
+              (unsigned long long)graph->num_edges(), adj_bytes / 1048576.0,
+              (unsigned long long)graph->pinned_bytes());
+  std::printf("load average at start: %s\n", LoadAverage().c_str());
 
-  double chase = PointerChase(adj_bytes);
-  double gather = Gather(adj_bytes);
-  std::printf("reference over %.0f MiB: dependent loads %.2fM/s, independent loads %.1fM/s\n",
-              adj_bytes / 1048576.0, chase / 1e6, gather / 1e6);
+  const std::uint64_t reps = a.repeat;
+  std::vector<double> chase_v, gather_v, gather2_v;
+  {
+    std::vector<std::uint32_t> arr = GatherArray(adj_bytes);
+    for (std::uint64_t r = 0; r < reps; ++r) {
+      gather_v.push_back(GatherOver(arr, 0));
+      auto [g1, g2] = Gather2(arr);
+      gather2_v.push_back((g1 + g2) / 2);
+    }
+  }
+  for (std::uint64_t r = 0; r < reps; ++r) chase_v.push_back(PointerChase(adj_bytes));
+  auto [chase, chase_med] = BestMedian(chase_v);
+  auto [gather, gather_med] = BestMedian(gather_v);
+  auto [gather2, gather2_med] = BestMedian(gather2_v);
+  std::printf("references over %.0f MiB (best / median of %llu):\n"
+              "  dependent loads (pointer chase), 1 thread:  %6.2f / %6.2f M/s\n"
+              "  independent loads (gather),      1 thread:  %6.1f / %6.1f M/s\n"
+              "  independent loads (gather), 2 threads: per thread %6.1f / %6.1f M/s "
+              "(%.2fx total of 1 thread)\n",
+              adj_bytes / 1048576.0, (unsigned long long)reps, chase / 1e6, chase_med / 1e6,
+              gather / 1e6, gather_med / 1e6, gather2 / 1e6, gather2_med / 1e6,
+              2 * gather2 / gather);
 
-  walker::WalkOptions o;  // defaults: T 50, 200 walks x 3 steps
+  walker::WalkOptions o;  // defaults: T 50, 400 walks x 2 steps
   const std::uint64_t sources = std::min<std::uint64_t>(a.sources, graph->num_items());
-  // Sources spread over the id space (every k-th block) would need several calls; a
-  // contiguous range is fine: after the first hop every access is random.
+  // A contiguous range of sources is fine: after the first hop every access is random.
   const NodeId first = static_cast<NodeId>(graph->num_items() / 3);
-  auto run = [&](int threads, std::uint32_t lanes, std::uint64_t n) {
+  struct Run {
+    double steps_per_s, seconds, cpus, steps_per_cpu_s;
+  };
+  auto run = [&](int threads, std::uint32_t lanes, std::uint64_t n, NodeId from) {
     tbb::task_arena arena(threads);
     walker::WalkOptions oo = o;
     oo.lanes = lanes;
-    double s = 0;
-    std::uint64_t steps = 0;
+    Run out{};
     arena.execute([&] {
+      double cpu = CpuSeconds();
       auto t = Clock::now();
-      auto r = Check(walker::ComputeNeighborhoods(*graph, first, n, oo), "walk");
-      s = Since(t);
-      steps = r.steps;
+      auto r = Check(walker::ComputeNeighborhoods(*graph, from, n, oo), "walk");
+      out.seconds = Since(t);
+      out.cpus = (CpuSeconds() - cpu) / out.seconds;
+      out.steps_per_s = r.steps / out.seconds;
+      out.steps_per_cpu_s = r.steps / (out.cpus * out.seconds);
     });
-    return std::pair<double, double>(2.0 * steps / s, s);  // hops/s
+    return out;
   };
-  run(1, 32, 2000);  // warm the page cache / TLB
-  std::printf("\nlanes sweep (1 thread, %llu sources, T=%u, %u walks x %u steps):\n",
-              (unsigned long long)sources / 4, o.top_t, o.walks_per_node, o.walk_length);
-  for (std::uint32_t lanes : {1u, 4u, 8u, 16u, 32u, 64u, 128u}) {
-    auto [hops, s] = run(1, lanes, sources / 4);
-    std::printf("  lanes %3u: %6.2fM hops/s (%4.0f%% of gather)\n", lanes, hops / 1e6,
-                100 * hops / gather);
+  run(1, 32, 2000, first);  // warm the page cache / TLB
+  const std::uint64_t sweep_sources = sources / 4;
+  std::printf("\nlanes sweep (1 thread, %llu sources, T=%u, %u walks x %u steps; best of %llu):\n",
+              (unsigned long long)sweep_sources, o.top_t, o.walks_per_node, o.walk_length,
+              (unsigned long long)reps);
+  for (std::uint32_t lanes : {1u, 4u, 8u, 16u, 24u, 32u, 48u, 64u, 128u}) {
+    std::vector<double> v;
+    for (std::uint64_t r = 0; r < reps; ++r) v.push_back(run(1, lanes, sweep_sources, first).steps_per_s);
+    double best = BestMedian(v).first;
+    std::printf("  lanes %3u: %6.2fM steps/s = %6.2fM hops/s (steps %4.0f%% of gather)\n", lanes,
+                best / 1e6, 2 * best / 1e6, 100 * best / gather);
   }
-  std::printf("\nthreads (lanes 32, %llu sources):\n", (unsigned long long)sources);
-  double one = 0;
+  std::printf("\nthreads (default lanes, %llu sources per thread; best / median of %llu):\n",
+              (unsigned long long)sources, (unsigned long long)reps);
+  double one_best = 0, one_med = 0;
   for (int threads : {1, 2}) {
-    auto [hops, s] = run(threads, 32, sources);
-    if (threads == 1) one = hops;
-    std::printf("  %d thread%s: %6.2fM hops/s total, %6.2fM hops/s per thread "
-                "(%.0f%% of gather; %.2fx of 1 thread), %.2fs\n",
-                threads, threads > 1 ? "s" : " ", hops / 1e6, hops / threads / 1e6,
-                100 * hops / threads / gather, hops / one, s);
+    std::vector<double> v, cpus, per_cpu;
+    for (std::uint64_t r = 0; r < reps; ++r) {
+      // Fresh sources each repetition, so no run starts with another's neighbourhoods cached.
+      const NodeId from = static_cast<NodeId>(first + (r % 4) * sources * 2);
+      Run x = run(threads, 0, sources * threads, from);
+      v.push_back(x.steps_per_s / threads);
+      cpus.push_back(x.cpus);
+      per_cpu.push_back(x.steps_per_cpu_s);
+    }
+    auto [best, med] = BestMedian(v);
+    auto [best_cpu, med_cpu] = BestMedian(per_cpu);
+    if (threads == 1) {
+      one_best = best;
+      one_med = med;
+    }
+    std::sort(cpus.begin(), cpus.end());
+    std::printf("  %d thread%s: per thread %6.2f / %6.2fM steps/s (%5.2f / %5.2fM hops/s); "
+                "steps %3.0f%% / hops %3.0f%% of the gather; total %.2fx of 1 thread "
+                "(median %.2fx); CPUs busy %.2f; per CPU-second %.2f / %.2fM steps\n",
+                threads, threads > 1 ? "s" : " ", best / 1e6, med / 1e6, 2 * best / 1e6,
+                2 * med / 1e6, 100 * best / gather, 200 * best / gather,
+                threads * best / one_best, threads * med / one_med, cpus[cpus.size() / 2],
+                best_cpu / 1e6, med_cpu / 1e6);
   }
+  std::printf("  goal: >= 8M steps/s per thread (20%% of the gather); load average now: %s\n",
+              LoadAverage().c_str());
   std::printf("\nPPR (1 query, 20000 walks, restart 0.3):");
   walker::PprOptions po;
   auto t = Clock::now();
@@ -273,8 +370,9 @@ void Speed(const Args& a) {
     Check(walker::PersonalizedPageRank(*graph, static_cast<NodeId>(first + q * 7919), po), "ppr");
   }
   std::printf(" %.1f ms per query\n", 1000 * Since(t) / queries);
+  graph.reset();
   store.reset();
-  std::filesystem::remove_all(dir);
+  if (!a.keep) std::filesystem::remove_all(dir);
 }
 
 // Generated graph (tools::Generate) ingested into a store; returns the store dir.
@@ -320,13 +418,19 @@ void All(const Args& a) {
   walker::WalkStageOptions o;
   o.pairs.heldout_path = gen + "/truth.tsv";
   o.pairs.skip_unknown = true;
+  std::printf("load average before the walks: %s\n", LoadAverage().c_str());
+  double cpu = CpuSeconds();
   auto r = Check(walker::RunWalkStage(store.get(), o), "walk stage");
+  cpu = CpuSeconds() - cpu;
   std::printf("all neighbourhoods: %llu items, T=%u, %u walks x %u steps, %d threads: walks "
-              "%.1fs (%.1fM hops/s), stage total %.1fs (pairs, write, publish); %llu train "
-              "pairs, %llu held out\n",
+              "%.1fs (%.2fM steps/s = %.2fM hops/s; per thread %.2fM steps/s), stage total "
+              "%.1fs (pairs, write, publish; CPUs busy %.2f); %llu train pairs, %llu held out\n",
               (unsigned long long)r.items, o.walk.top_t, o.walk.walks_per_node,
-              o.walk.walk_length, threads, r.walk_seconds, 2.0 * r.steps / r.walk_seconds / 1e6,
-              r.seconds, (unsigned long long)r.train_pairs, (unsigned long long)r.heldout_pairs);
+              o.walk.walk_length, threads, r.walk_seconds, r.steps / r.walk_seconds / 1e6,
+              2.0 * r.steps / r.walk_seconds / 1e6, r.steps / r.walk_seconds / threads / 1e6,
+              r.seconds, cpu / r.seconds, (unsigned long long)r.train_pairs,
+              (unsigned long long)r.heldout_pairs);
+  std::printf("load average after: %s\n", LoadAverage().c_str());
 }
 
 // Stability (top-T overlap between two seeds), agreement with a long reference run, and
