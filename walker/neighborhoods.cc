@@ -118,13 +118,30 @@ class NeighborhoodDriver {
     auto& cand = s_->candidates;
     cand.clear();
     std::span<const Pair> ex = exclude_.For(u);
-    counter.ForEach([&](NodeId v, std::uint32_t c) {
+    // Histogram of counts (capped): rows usually hold many more items than T, most visited
+    // once or twice, so a count threshold drops most of them before the selection.
+    std::uint32_t hist[kHistBins] = {};
+    counter.Drain([&](NodeId v, std::uint32_t c) {
       if (v == u) return;
       if (!ex.empty() && std::binary_search(ex.begin(), ex.end(), Pair{u, v})) return;
       cand.emplace_back(c, v);
+      ++hist[std::min<std::uint32_t>(c, kHistBins - 1)];
     });
-    counter.Clear();
     s_->high[k] = 0;
+    // Largest threshold that keeps at least T candidates (1 keeps all).
+    std::uint32_t threshold = 1, at_least = 0;
+    for (std::uint32_t c = kHistBins - 1; c >= 2; --c) {
+      at_least += hist[c];
+      if (at_least >= o_.top_t) {
+        threshold = c;
+        break;
+      }
+    }
+    if (threshold > 1) {
+      std::erase_if(cand, [&](const std::pair<std::uint32_t, NodeId>& x) {
+        return x.first < threshold;
+      });
+    }
     WriteRow(u, cand);
   }
 
@@ -153,6 +170,8 @@ class NeighborhoodDriver {
     }
     out_->counts[row] = static_cast<std::uint32_t>(keep);
   }
+
+  static constexpr std::uint32_t kHistBins = 64;
 
   const Adj& adj_;
   const WalkOptions& o_;

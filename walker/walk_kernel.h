@@ -120,6 +120,17 @@ class VisitCounter {
     used_.clear();
   }
 
+  // ForEach then Clear, in one pass over the slots.
+  template <typename F>
+  void Drain(F&& f) {
+    for (std::uint32_t i : used_) {
+      const std::uint64_t s = slots_[i];
+      slots_[i] = kEmpty;
+      f(static_cast<NodeId>(s), static_cast<std::uint32_t>(s >> 32));
+    }
+    used_.clear();
+  }
+
  private:
   std::uint64_t Slot(NodeId key) const {
     return (static_cast<std::uint64_t>(key) * 0x9E3779B97F4A7C15ull) >> (64 - bits_);
@@ -160,13 +171,15 @@ struct ViewAdjacency {
   std::uint64_t CtxEnd(NodeId c) const { return g_.ctx_offsets_[c + 1]; }
   NodeId ItemTarget(NodeId, std::uint64_t e) const { return g_.item_targets_[e]; }
   NodeId CtxTarget(NodeId, std::uint64_t e) const { return g_.ctx_targets_[e]; }
-  void PrefetchItem(NodeId u) const {
-    __builtin_prefetch(g_.item_offsets_.row_ptr(u));
-    __builtin_prefetch(g_.item_offsets_.row_ptr(u + 1));
-  }
-  void PrefetchCtx(NodeId c) const {
-    __builtin_prefetch(g_.ctx_offsets_.row_ptr(c));
-    __builtin_prefetch(g_.ctx_offsets_.row_ptr(c + 1));
+  void PrefetchItem(NodeId u) const { PrefetchPair(g_.item_offsets_, u); }
+  void PrefetchCtx(NodeId c) const { PrefetchPair(g_.ctx_offsets_, c); }
+  // Offsets i and i + 1; the second only when i is the last one of its cache line.
+  static void PrefetchPair(const storage::ColumnView<std::uint64_t>& v, NodeId i) {
+    const std::uint64_t* p = v.row_ptr(i);
+    __builtin_prefetch(p);
+    if ((reinterpret_cast<std::uintptr_t>(p) & 63) > 64 - 2 * sizeof(std::uint64_t)) {
+      __builtin_prefetch(v.row_ptr(i + 1));
+    }
   }
   void PrefetchItemTarget(std::uint64_t e) const {
     __builtin_prefetch(g_.item_targets_.row_ptr(e));
@@ -211,8 +224,29 @@ struct Lane {
   std::uint32_t steps_left = 0; // steps this walk may still take
   std::uint32_t slot = 0;       // driver's bookkeeping (source slot / counter index)
   std::uint32_t walk = 0;       // walk index from `source`
+  NodeId hot = kInvalidNode;    // item whose offsets and targets this lane read last at a
+                                // walk's start (still in cache: its next walk's first hop
+                                // is taken at once instead of waiting a turn)
   Phase phase = Phase::kIdle;
 };
+
+// The first hop of a walk that starts where the lane's previous walk started: the item's
+// offsets and targets were just read, so the hop runs now (same draws as the kItem and
+// kItemEdge phases would make) and the lane goes straight to kCtx. Otherwise the item's
+// offsets are prefetched and the lane waits in kItem.
+template <typename Adj>
+inline void BeginLane(const Adj& adj, Lane* l) {
+  if (l->node != l->hot) {
+    adj.PrefetchItem(l->node);
+    return;
+  }
+  const std::uint64_t b = adj.ItemBegin(l->node);
+  const std::uint64_t e = b + PickBelow(NextRandom(&l->rng), adj.ItemEnd(l->node) - b);
+  const NodeId c = adj.ItemTarget(l->node, e);
+  adj.PrefetchCtx(c);
+  l->node = c;
+  l->phase = Phase::kCtx;
+}
 
 // Runs every walk the driver hands out. Driver interface:
 // Lane k gets slot k (drivers may index per-lane state with it).
@@ -232,7 +266,7 @@ std::uint64_t RunLanes(const Adj& adj, Driver* driver, std::vector<Lane>* lanes_
     Lane& l = lanes_v[k];
     l.slot = k;
     if (driver->Start(&l)) {
-      adj.PrefetchItem(l.node);
+      BeginLane(adj, &l);
       ++active;
     } else {
       l.phase = Phase::kIdle;
@@ -245,6 +279,7 @@ std::uint64_t RunLanes(const Adj& adj, Driver* driver, std::vector<Lane>* lanes_
         case Phase::kIdle:
           break;
         case Phase::kItem: {
+          if (l.node == l.source) l.hot = l.node;
           std::uint64_t b = adj.ItemBegin(l.node);
           std::uint64_t d = adj.ItemEnd(l.node) - b;
           // d >= 1: sources are checked by the driver, later items were reached via an edge.
@@ -278,7 +313,7 @@ std::uint64_t RunLanes(const Adj& adj, Driver* driver, std::vector<Lane>* lanes_
           if (--l.steps_left == 0 ||
               (l.draw & 0xFFFFFFFFull) < restart_threshold) {
             if (driver->Start(&l)) {
-              adj.PrefetchItem(l.node);
+              BeginLane(adj, &l);
             } else {
               l.phase = Phase::kIdle;
               --active;
