@@ -1,5 +1,6 @@
 #include "storage/ingest/id_table.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -19,6 +20,7 @@ inline std::uint64_t Mix(std::uint64_t k) {
   return k;
 }
 constexpr std::uint64_t kInitialSlots = 1 << 16;
+constexpr std::uint64_t kMinDirect = 1 << 20;
 }  // namespace
 
 IdTable::IdTable() {
@@ -65,7 +67,8 @@ void IdTable::Grow(Table* t) {
   }
 }
 
-NodeId IdTable::InternHashed(std::uint64_t h, bool is_string, std::string_view name) {
+NodeId IdTable::InternHashed(std::uint64_t h, bool is_string, std::string_view name,
+                             std::uint64_t value) {
   Table& t = is_string ? strings_ : ints_;
   for (std::uint64_t i = h & t.mask;; i = (i + 1) & t.mask) {
     Slot& s = t.slots[i];
@@ -77,9 +80,7 @@ NodeId IdTable::InternHashed(std::uint64_t h, bool is_string, std::string_view n
         arena_.append(reinterpret_cast<const char*>(&len), 4);
         arena_.append(name);
       } else {
-        std::uint64_t v = 0;
-        ParseInt(name, &v);
-        refs_.push_back(v);
+        refs_.push_back(value);
       }
       s = Slot{h, id + 1, 0};
       if (++t.used * 2 > t.slots.size()) Grow(&t);
@@ -89,26 +90,80 @@ NodeId IdTable::InternHashed(std::uint64_t h, bool is_string, std::string_view n
   }
 }
 
-NodeId IdTable::Intern(std::string_view name) {
-  bool is_string;
-  std::uint64_t h = HashOf(name, &is_string);
-  return InternHashed(h, is_string, name);
+bool IdTable::GrowDirect(std::uint64_t v) {
+  // The direct array costs at most 32 bytes per id (4 per entry), no more than the hash
+  // table would; below 2^20 entries (4 MiB) it is always allowed.
+  std::uint64_t limit = std::max<std::uint64_t>(kMinDirect, 8 * refs_.size());
+  if (v >= limit) return false;
+  std::uint64_t cap = std::max<std::uint64_t>(direct_.size(), 4096);
+  while (cap <= v) cap *= 2;
+  direct_.resize(cap, 0);
+  if (ints_.used > 0) {
+    // Values now covered move to the direct array; the rest are re-inserted.
+    std::vector<Slot> old = std::move(ints_.slots);
+    ints_.slots.assign(old.size(), Slot{0, 0, 0});
+    ints_.used = 0;
+    for (const Slot& s : old) {
+      if (s.id1 == 0) continue;
+      std::uint64_t value = refs_[s.id1 - 1];
+      if (value < cap) {
+        direct_[value] = s.id1;
+        continue;
+      }
+      std::uint64_t i = s.hash & ints_.mask;
+      while (ints_.slots[i].id1 != 0) i = (i + 1) & ints_.mask;
+      ints_.slots[i] = s;
+      ++ints_.used;
+    }
+  }
+  return true;
 }
 
-void IdTable::InternBatch(std::span<const std::string_view> names, NodeId* out) {
+NodeId IdTable::InternInt(std::uint64_t v) {
+  if (v < direct_.size() || GrowDirect(v)) {
+    std::uint32_t& d = direct_[v];
+    if (d == 0) {
+      d = static_cast<std::uint32_t>(refs_.size()) + 1;
+      refs_.push_back(v);
+    }
+    return d - 1;
+  }
+  return InternHashed(Mix(v), false, {}, v);
+}
+
+NodeId IdTable::Intern(std::string_view name) {
+  std::uint64_t v;
+  if (ParseInt(name, &v)) return InternInt(v);
+  return InternHashed(HashId(name), true, name, 0);
+}
+
+void IdTable::InternKeys(std::span<const std::uint64_t> keys, std::string_view text,
+                         NodeId* out) {
   constexpr std::size_t kAhead = 16;
   constexpr std::size_t kWindow = 256;
   std::uint64_t hashes[kWindow];
-  bool strs[kWindow];
-  for (std::size_t base = 0; base < names.size(); base += kWindow) {
-    std::size_t n = std::min(kWindow, names.size() - base);
-    for (std::size_t i = 0; i < n; ++i) hashes[i] = HashOf(names[base + i], &strs[i]);
+  auto name = [&](std::uint64_t key) {
+    return text.substr(key & 0xffffffffu, (key & ~kStringKey) >> 32);
+  };
+  auto prefetch = [&](std::uint64_t key, std::uint64_t h) {
+    if (key & kStringKey) {
+      __builtin_prefetch(&strings_.slots[h & strings_.mask]);
+    } else if (key < direct_.size()) {
+      __builtin_prefetch(&direct_[key]);
+    } else {
+      __builtin_prefetch(&ints_.slots[Mix(key) & ints_.mask]);
+    }
+  };
+  for (std::size_t base = 0; base < keys.size(); base += kWindow) {
+    std::size_t n = std::min(kWindow, keys.size() - base);
+    const std::uint64_t* k = keys.data() + base;
     for (std::size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) {
-        const Table& t = strs[i + kAhead] ? strings_ : ints_;
-        __builtin_prefetch(&t.slots[hashes[i + kAhead] & t.mask]);
-      }
-      out[base + i] = InternHashed(hashes[i], strs[i], names[base + i]);
+      hashes[i] = (k[i] & kStringKey) ? HashId(name(k[i])) : 0;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) prefetch(k[i + kAhead], hashes[i + kAhead]);
+      out[base + i] = (k[i] & kStringKey) ? InternHashed(hashes[i], true, name(k[i]), 0)
+                                          : InternInt(k[i]);
     }
   }
 }
@@ -116,6 +171,11 @@ void IdTable::InternBatch(std::span<const std::string_view> names, NodeId* out) 
 NodeId IdTable::Find(std::string_view name) const {
   bool is_string;
   std::uint64_t h = HashOf(name, &is_string);
+  if (!is_string) {
+    std::uint64_t v = 0;
+    ParseInt(name, &v);
+    if (v < direct_.size()) return direct_[v] == 0 ? kInvalidNode : direct_[v] - 1;
+  }
   const Table& t = is_string ? strings_ : ints_;
   for (std::uint64_t i = h & t.mask;; i = (i + 1) & t.mask) {
     const Slot& s = t.slots[i];

@@ -28,24 +28,17 @@ namespace pgraph::storage {
 
 namespace {
 
-struct Field {
-  std::uint32_t off;
-  std::uint32_t len;
-};
-
-struct ParsedLine {
-  Field item, ctx;
-  float weight;
-};
-
 struct ParseError {
   std::uint64_t line = 0;  // relative to the piece, 1-based; 0 = none
   std::string message;
 };
 
+// One piece of a block, parsed by one task. Ids are IdTable keys (string offsets relative
+// to the block).
 struct Piece {
   std::string_view text;
-  std::vector<ParsedLine> lines;
+  std::vector<std::uint64_t> item, ctx;
+  std::vector<float> weight;     // weighted input only
   std::uint64_t line_count = 0;  // physical lines, for numbering
   std::uint64_t bad = 0;
   std::vector<ParseError> errors;  // first few
@@ -139,20 +132,93 @@ Status DecideFormat(std::string_view first, std::string_view second, const Inges
   return Status::OK();
 }
 
-// `header_line` (may be null) points at the header line, which is skipped.
+// A decimal integer id at p exactly as IdTable::ParseInt accepts it (1-18 digits, no
+// leading zero): the position after it, or nullptr.
+inline const char* ParseIntId(const char* p, const char* end, std::uint64_t* v) {
+  const char* s = p;
+  std::uint64_t x = 0;
+  while (p < end && static_cast<unsigned>(*p - '0') <= 9) {
+    x = x * 10 + static_cast<std::uint64_t>(*p - '0');
+    ++p;
+  }
+  std::size_t n = static_cast<std::size_t>(p - s);
+  if (n == 0 || n > 18 || (n > 1 && s[0] == '0')) return nullptr;
+  *v = x;
+  return p;
+}
+
+// The common line "INT<delim>INT[<delim>WEIGHT]\n" (or \r\n, or the end of the text), parsed
+// without splitting. Returns the position after the line, or nullptr for any other line;
+// the general parser then handles it (with the same result for lines accepted here).
+inline const char* ParseFastLine(const char* p, const char* end, char delim, bool weighted,
+                                 std::uint64_t* a, std::uint64_t* b, float* w) {
+  const char* q = ParseIntId(p, end, a);
+  if (!q || q == end || *q != delim) return nullptr;
+  q = ParseIntId(q + 1, end, b);
+  if (!q) return nullptr;
+  if (!weighted) {
+    if (q == end) return end;
+    if (*q == '\n') return q + 1;
+    if (*q == '\r' && (q + 1 == end || q[1] == '\n')) return q + 1 == end ? end : q + 2;
+    return nullptr;
+  }
+  if (q == end || *q != delim) return nullptr;
+  ++q;
+  const char* nl = static_cast<const char*>(std::memchr(q, '\n', static_cast<std::size_t>(end - q)));
+  const char* eol = nl ? nl : end;
+  const char* next = nl ? nl + 1 : end;
+  if (eol > q && eol[-1] == '\r') --eol;
+  if (eol == q || std::memchr(q, delim, static_cast<std::size_t>(eol - q))) return nullptr;
+  auto r = std::from_chars(q, eol, *w);
+  if (r.ec != std::errc() || r.ptr != eol || !std::isfinite(*w) || *w < 0) return nullptr;
+  return next;
+}
+
+// `header_line` (may be null) points at the header line, which is skipped. Keys go to the
+// piece's vectors (cleared first; their capacity is reused from block to block).
 void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, const char* header_line) {
   std::string_view text = piece->text;
   std::size_t pos = 0;
   std::uint64_t line_no = 0;
-  piece->lines.reserve(text.size() / 12);
+  bool weighted = fmt.fields == 3;
+  piece->item.clear();
+  piece->ctx.clear();
+  piece->weight.clear();
+  piece->bad = 0;
+  piece->errors.clear();
+  piece->item.reserve(text.size() / 12);
+  piece->ctx.reserve(text.size() / 12);
+  if (weighted) piece->weight.reserve(text.size() / 16);
+  // Digits, blanks and line ends cannot be the delimiter of the fast path.
+  bool fast = fmt.delim != ' ' && (fmt.delim < '0' || fmt.delim > '9') && fmt.delim != '\n' &&
+              fmt.delim != '\r';
+  const char* end = text.data() + text.size();
   std::string_view f[4];
   auto fail = [&](std::string msg) {
     ++piece->bad;
     if (piece->errors.size() < 5) piece->errors.push_back({line_no, std::move(msg)});
   };
+  auto key = [&](std::string_view s) {
+    std::uint64_t v;
+    if (IdTable::ParseInt(s, &v)) return v;
+    return IdTable::StringKey(static_cast<std::uint32_t>(s.data() - block.data()),
+                              static_cast<std::uint32_t>(s.size()));
+  };
   while (pos < text.size()) {
-    std::string_view line = NextLine(text, &pos);
     ++line_no;
+    const char* p = text.data() + pos;
+    if (fast && p != header_line) {
+      std::uint64_t a, b;
+      float w = 1.0f;
+      if (const char* next = ParseFastLine(p, end, fmt.delim, weighted, &a, &b, &w)) {
+        piece->item.push_back(a);
+        piece->ctx.push_back(b);
+        if (weighted) piece->weight.push_back(w);
+        pos = static_cast<std::size_t>(next - text.data());
+        continue;
+      }
+    }
+    std::string_view line = NextLine(text, &pos);
     if (IsBlankOrComment(line)) continue;
     if (line.data() == header_line) continue;
     int n = SplitFields(line, fmt.delim, f, 4);
@@ -183,11 +249,9 @@ void ParsePiece(Piece* piece, std::string_view block, const Format& fmt, const c
         continue;
       }
     }
-    auto field = [&](std::string_view s) {
-      return Field{static_cast<std::uint32_t>(s.data() - block.data()),
-                   static_cast<std::uint32_t>(s.size())};
-    };
-    piece->lines.push_back({field(f[0]), field(f[1]), w});
+    piece->item.push_back(key(f[0]));
+    piece->ctx.push_back(key(f[1]));
+    if (weighted) piece->weight.push_back(w);
   }
   piece->line_count = line_no;
 }
@@ -203,23 +267,66 @@ struct Csr {
   std::vector<float> weights;
 };
 
-// Rows of `src` sorted by target with duplicates merged (weights summed).
-Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, std::uint64_t* duplicates) {
-  std::uint64_t e = edges.item.size();
-  Csr csr;
-  csr.offsets.assign(items + 1, 0);
-  for (NodeId u : edges.item) ++csr.offsets[u + 1];
-  for (std::uint64_t i = 0; i < items; ++i) csr.offsets[i + 1] += csr.offsets[i];
-  csr.targets.resize(e);
-  if (weighted) csr.weights.resize(e);
-  {
-    std::vector<std::uint64_t> cursor(csr.offsets.begin(), csr.offsets.end() - 1);
-    for (std::uint64_t k = 0; k < e; ++k) {
-      std::uint64_t p = cursor[edges.item[k]]++;
-      csr.targets[p] = edges.ctx[k];
-      if (weighted) csr.weights[p] = edges.weight[k];
+// A stable counting sort of n elements by row, in parallel: element k of row rows[k] goes to
+// the position after every element of a smaller row and every earlier element of its row,
+// whatever the thread count. Fills `offsets` (num_rows + 1) and calls
+// scatter(begin, end, cursor) for blocks [begin, end) covering [0, n), in parallel; for each
+// k in its block, in order, scatter takes position cursor[rows[k]]++.
+template <typename Scatter>
+void CountingSort(const NodeId* rows, std::uint64_t n, std::uint64_t num_rows, int parallel,
+                  std::vector<std::uint64_t>* offsets, Scatter scatter) {
+  // One cursor array (4 bytes a row) per block; fewer blocks when rows are sparse.
+  std::uint64_t blocks = std::clamp<std::uint64_t>(n / std::max<std::uint64_t>(num_rows, 1), 1,
+                                                   static_cast<std::uint64_t>(std::max(parallel, 1)));
+  std::vector<std::uint64_t> bounds(blocks + 1);
+  for (std::uint64_t b = 0; b <= blocks; ++b) bounds[b] = n * b / blocks;
+  std::vector<std::vector<std::uint32_t>> cursors(blocks);
+  tbb::parallel_for(std::uint64_t{0}, blocks, [&](std::uint64_t b) {
+    cursors[b].assign(num_rows, 0);
+    std::uint32_t* c = cursors[b].data();
+    for (std::uint64_t k = bounds[b]; k < bounds[b + 1]; ++k) ++c[rows[k]];
+  });
+  offsets->assign(num_rows + 1, 0);
+  std::uint64_t* off = offsets->data();
+  std::uint64_t base = 0;
+  for (std::uint64_t r = 0; r < num_rows; ++r) {
+    off[r] = base;
+    for (std::uint64_t b = 0; b < blocks; ++b) {
+      std::uint32_t c = cursors[b][r];
+      cursors[b][r] = static_cast<std::uint32_t>(base);
+      base += c;
     }
   }
+  off[num_rows] = base;
+  tbb::parallel_for(std::uint64_t{0}, blocks, [&](std::uint64_t b) {
+    scatter(bounds[b], bounds[b + 1], cursors[b].data());
+  });
+}
+
+// Rows of items sorted by context with duplicates merged (weights summed).
+Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, int parallel,
+                 std::uint64_t* duplicates) {
+  std::uint64_t e = edges.item.size();
+  Csr csr;
+  csr.targets.resize(e);
+  if (weighted) csr.weights.resize(e);
+  CountingSort(edges.item.data(), e, items, parallel, &csr.offsets,
+               [&](std::uint64_t begin, std::uint64_t end, std::uint32_t* cursor) {
+    const NodeId* item = edges.item.data();
+    const NodeId* ctx = edges.ctx.data();
+    NodeId* t = csr.targets.data();
+    if (weighted) {
+      const float* w = edges.weight.data();
+      float* tw = csr.weights.data();
+      for (std::uint64_t k = begin; k < end; ++k) {
+        std::uint32_t p = cursor[item[k]]++;
+        t[p] = ctx[k];
+        tw[p] = w[k];
+      }
+    } else {
+      for (std::uint64_t k = begin; k < end; ++k) t[cursor[item[k]]++] = ctx[k];
+    }
+  });
   edges = EdgeList();  // free 8-12 bytes per edge before the next allocation
   std::vector<std::uint64_t> kept(items, 0);
   tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, items, 4096),
@@ -274,21 +381,28 @@ Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, std::uint6
   return csr;
 }
 
-Csr Transpose(const Csr& a, std::uint64_t rows, std::uint64_t cols, bool weighted) {
+// The context->item CSR of `a`: filled in item order, so its rows come out sorted.
+Csr Transpose(const Csr& a, std::uint64_t cols, bool weighted, int parallel) {
   Csr t;
-  t.offsets.assign(cols + 1, 0);
-  for (NodeId c : a.targets) ++t.offsets[c + 1];
-  for (std::uint64_t i = 0; i < cols; ++i) t.offsets[i + 1] += t.offsets[i];
-  t.targets.resize(a.targets.size());
-  if (weighted) t.weights.resize(a.targets.size());
-  std::vector<std::uint64_t> cursor(t.offsets.begin(), t.offsets.end() - 1);
-  for (std::uint64_t u = 0; u < rows; ++u) {
-    for (std::uint64_t k = a.offsets[u]; k < a.offsets[u + 1]; ++k) {
-      std::uint64_t p = cursor[a.targets[k]]++;
-      t.targets[p] = static_cast<NodeId>(u);
+  std::uint64_t e = a.targets.size();
+  t.targets.resize(e);
+  if (weighted) t.weights.resize(e);
+  CountingSort(a.targets.data(), e, cols, parallel, &t.offsets,
+               [&](std::uint64_t begin, std::uint64_t end, std::uint32_t* cursor) {
+    if (begin == end) return;
+    const std::uint64_t* off = a.offsets.data();
+    // The item owning position `begin`: the last row starting at or before it.
+    auto u = static_cast<std::uint64_t>(
+        std::upper_bound(a.offsets.begin(), a.offsets.end(), begin) - a.offsets.begin() - 1);
+    const NodeId* src = a.targets.data();
+    NodeId* dst = t.targets.data();
+    for (std::uint64_t k = begin; k < end; ++k) {
+      while (off[u + 1] <= k) ++u;
+      std::uint32_t p = cursor[src[k]]++;
+      dst[p] = static_cast<NodeId>(u);
       if (weighted) t.weights[p] = a.weights[k];
     }
-  }
+  });
   return t;
 }
 
@@ -375,6 +489,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
   std::uint64_t lines_before = 0;
   const char* header_line = nullptr;
   int parallel = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
+  std::vector<Piece> pieces;
   std::uint64_t next_log = 10'000'000;
 
   for (;;) {
@@ -394,12 +509,12 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
         continue;
       }
       PGRAPH_RETURN_IF_ERROR(DecideFormat(first, second, o, &fmt));
-      if (fmt.fields == 3) edges.weight.reserve(1024);
       if (fmt.header) header_line = first.data();
     }
-    // Cut the block into pieces at line boundaries, parse them in parallel.
+    // Cut the block into pieces at line boundaries, parse them in parallel. The pieces
+    // (and their vectors' capacity) are reused from block to block.
     std::size_t want = static_cast<std::size_t>(parallel) * 4;
-    std::vector<Piece> pieces;
+    std::size_t used = 0;
     std::size_t begin = 0;
     for (std::size_t i = 0; i < want && begin < block.size(); ++i) {
       std::size_t end = i + 1 == want ? block.size()
@@ -408,15 +523,17 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
         std::size_t nl = block.find('\n', end);
         end = nl == std::string_view::npos ? block.size() : nl + 1;
       }
-      pieces.push_back(Piece{block.substr(begin, end - begin), {}, 0, 0, {}});
+      if (pieces.size() <= used) pieces.emplace_back();
+      pieces[used++].text = block.substr(begin, end - begin);
       begin = end;
     }
-    tbb::parallel_for(std::size_t{0}, pieces.size(), [&](std::size_t i) {
+    tbb::parallel_for(std::size_t{0}, used, [&](std::size_t i) {
       ParsePiece(&pieces[i], block, fmt, header_line);
     });
     header_line = nullptr;
     std::uint64_t line_base = lines_before;
-    for (Piece& p : pieces) {
+    for (std::size_t i = 0; i < used; ++i) {
+      const Piece& p = pieces[i];
       if (p.bad > 0) {
         if (!o.skip_bad_lines) {
           const ParseError& e = p.errors.front();
@@ -435,35 +552,40 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       line_base += p.line_count;
     }
     lines_before = line_base;
-    // Intern ids: items and contexts are independent, so they run side by side.
     std::uint64_t total = 0;
-    for (Piece& p : pieces) total += p.lines.size();
+    for (std::size_t i = 0; i < used; ++i) total += pieces[i].item.size();
     std::size_t old = edges.item.size();
     if (std::uint64_t(old) + total > std::uint64_t(kInvalidNode)) {
       return Status::InvalidArgument("'" + file + "': more than 4 billion edges are not supported yet");
     }
+    if (old == 0 && reader->size_hint() > 0 && reader->consumed() > 0) {
+      // Reserve for the whole file from the first block's line density (pages are only
+      // touched as they fill, so an overestimate costs address space, not memory).
+      double est = static_cast<double>(total) * static_cast<double>(reader->size_hint()) /
+                   static_cast<double>(reader->consumed()) * 1.05 + 1024;
+      auto n = static_cast<std::size_t>(std::min(est, double(kInvalidNode)));
+      edges.item.reserve(n);
+      edges.ctx.reserve(n);
+      if (fmt.fields == 3) edges.weight.reserve(n);
+    }
     edges.item.resize(old + total);
     edges.ctx.resize(old + total);
     if (fmt.fields == 3) edges.weight.resize(old + total);
-    // Items and contexts are independent id spaces: intern them side by side, each with
-    // prefetching over a flat list of field views.
+    // Items and contexts are independent id spaces: intern them side by side, each in
+    // input order (so dense ids do not depend on the thread count).
     auto intern = [&](IdTable* table, bool item_side, NodeId* out) {
-      std::vector<std::string_view> names(total);
-      std::size_t k = 0;
-      for (Piece& p : pieces) {
-        for (const ParsedLine& l : p.lines) {
-          const Field& f = item_side ? l.item : l.ctx;
-          names[k++] = block.substr(f.off, f.len);
-        }
+      for (std::size_t i = 0; i < used; ++i) {
+        const std::vector<std::uint64_t>& keys = item_side ? pieces[i].item : pieces[i].ctx;
+        table->InternKeys(keys, block, out);
+        out += keys.size();
       }
-      table->InternBatch(names, out);
     };
     tbb::parallel_invoke([&] { intern(&items, true, edges.item.data() + old); },
                          [&] { intern(&contexts, false, edges.ctx.data() + old); });
     if (fmt.fields == 3) {
-      std::size_t k = old;
-      for (Piece& p : pieces) {
-        for (const ParsedLine& l : p.lines) edges.weight[k++] = l.weight;
+      float* w = edges.weight.data() + old;
+      for (std::size_t i = 0; i < used; ++i) {
+        w = std::copy(pieces[i].weight.begin(), pieces[i].weight.end(), w);
       }
     }
     if (edges.item.size() >= next_log) {
@@ -497,8 +619,8 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
         (features.filled ? ", " + std::to_string(features.filled) + " rows filled" : ""));
   }
 
-  Csr item_csr = BuildItemCsr(edges, items.size(), weighted, &report.duplicate_edges);
-  Csr ctx_csr = Transpose(item_csr, items.size(), contexts.size(), weighted);
+  Csr item_csr = BuildItemCsr(edges, items.size(), weighted, parallel, &report.duplicate_edges);
+  Csr ctx_csr = Transpose(item_csr, contexts.size(), weighted, parallel);
   report.edges = item_csr.targets.size();
   log("built CSR: " + std::to_string(report.edges) + " edges after merging " +
       std::to_string(report.duplicate_edges) + " duplicates");
