@@ -9,6 +9,10 @@
 //   kItemEdge: read the context, prefetch its offsets
 //   kCtx:      read the context's offsets, pick an edge, prefetch target
 //   kCtxEdge:  read the item, count it, end the walk or prefetch the item's offsets
+// A walk that starts from the item its lane's previous walk started from (the common case:
+// a lane runs all walks of one source in turn) takes its first hop at once (BeginLane): that
+// item's offsets and targets are still in cache, so waiting two turns would only lengthen
+// the round. The draws are the same either way.
 // A Driver decides where walks start, counts visits and says what a lane does next.
 
 #include <algorithm>
