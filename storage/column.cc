@@ -268,6 +268,14 @@ Status ColumnWriterImpl::Append(std::span<const std::byte> data) {
                                    std::to_string(rb));
   }
   meta_.info.rows += data.size() / rb;
+  if (pending_.empty() && data.size() >= std::max<std::uint64_t>(kWriteBatchBytes, chunk_bytes_)) {
+    // A batch is due at once: its whole chunks are encoded straight from the caller's
+    // buffer, without staging (same backend writes as through pending_).
+    std::uint64_t consumed = 0;
+    error_ = WriteChunks(data, false, &consumed);
+    if (!error_.ok()) return error_;
+    data = data.subspan(consumed);
+  }
   pending_.insert(pending_.end(), data.begin(), data.end());
   if (pending_.size() >= std::max<std::uint64_t>(kWriteBatchBytes, chunk_bytes_)) {
     error_ = FlushChunks(false);
@@ -276,8 +284,17 @@ Status ColumnWriterImpl::Append(std::span<const std::byte> data) {
 }
 
 Status ColumnWriterImpl::FlushChunks(bool final) {
-  std::uint64_t whole = pending_.size() / chunk_bytes_;
-  std::uint64_t n = whole + (final && pending_.size() % chunk_bytes_ != 0 ? 1 : 0);
+  std::uint64_t consumed = 0;
+  PGRAPH_RETURN_IF_ERROR(WriteChunks(pending_, final, &consumed));
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(consumed));
+  return Status::OK();
+}
+
+Status ColumnWriterImpl::WriteChunks(std::span<const std::byte> src, bool final,
+                                     std::uint64_t* consumed) {
+  *consumed = 0;
+  std::uint64_t whole = src.size() / chunk_bytes_;
+  std::uint64_t n = whole + (final && src.size() % chunk_bytes_ != 0 ? 1 : 0);
   if (n == 0) return Status::OK();
   std::vector<KvOp> ops(n);
   std::vector<Status> errors(n);
@@ -286,9 +303,9 @@ Status ColumnWriterImpl::FlushChunks(bool final) {
   std::vector<std::uint64_t> sizes(n);
   tbb::parallel_for(std::uint64_t{0}, n, [&](std::uint64_t i) {
     std::uint64_t begin = i * chunk_bytes_;
-    std::uint64_t len = std::min<std::uint64_t>(chunk_bytes_, pending_.size() - begin);
+    std::uint64_t len = std::min<std::uint64_t>(chunk_bytes_, src.size() - begin);
     ops[i].key = ChunkKey(meta_.info.version, first_chunk + i);
-    errors[i] = EncodeChunk(std::span<const std::byte>(pending_.data() + begin, len),
+    errors[i] = EncodeChunk(src.subspan(begin, len),
                             meta_.info.codec, meta_.zstd_level, &ops[i].value,
                             &meta_.checksums[first_chunk + i], &sizes[i]);
   });
@@ -303,8 +320,7 @@ Status ColumnWriterImpl::FlushChunks(bool final) {
   }
   Status s = kv_->Write(ops);
   if (!s.ok()) return s.WithContext("writing column '" + meta_.info.name + "'");
-  std::uint64_t consumed = std::min<std::uint64_t>(pending_.size(), n * chunk_bytes_);
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(consumed));
+  *consumed = std::min<std::uint64_t>(src.size(), n * chunk_bytes_);
   return Status::OK();
 }
 

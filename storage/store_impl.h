@@ -75,6 +75,9 @@ class ColumnWriterImpl : public ColumnWriter {
 
  private:
   Status FlushChunks(bool final);
+  // Encodes and writes the whole chunks of `src` (and a final partial one when `final`) in
+  // one backend write; *consumed is the bytes written.
+  Status WriteChunks(std::span<const std::byte> src, bool final, std::uint64_t* consumed);
   KvBackend* kv_;
   ColumnMeta meta_;
   std::uint64_t chunk_bytes_;

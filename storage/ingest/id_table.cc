@@ -97,7 +97,7 @@ bool IdTable::GrowDirect(std::uint64_t v) {
   if (v >= limit) return false;
   std::uint64_t cap = std::max<std::uint64_t>(direct_.size(), 4096);
   while (cap <= v) cap *= 2;
-  direct_.resize(cap, 0);
+  ResizeHuge(&direct_, cap);
   if (ints_.used > 0) {
     // Values now covered move to the direct array; the rest are re-inserted.
     std::vector<Slot> old = std::move(ints_.slots);

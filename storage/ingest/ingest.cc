@@ -7,6 +7,7 @@
 // tables.
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
+#include <tbb/parallel_sort.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -282,7 +283,7 @@ void CountingSort(const NodeId* rows, std::uint64_t n, std::uint64_t num_rows, i
   for (std::uint64_t b = 0; b <= blocks; ++b) bounds[b] = n * b / blocks;
   std::vector<std::vector<std::uint32_t>> cursors(blocks);
   tbb::parallel_for(std::uint64_t{0}, blocks, [&](std::uint64_t b) {
-    cursors[b].assign(num_rows, 0);
+    ResizeHuge(&cursors[b], num_rows);
     std::uint32_t* c = cursors[b].data();
     for (std::uint64_t k = bounds[b]; k < bounds[b + 1]; ++k) ++c[rows[k]];
   });
@@ -308,8 +309,8 @@ Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, int parall
                  std::uint64_t* duplicates) {
   std::uint64_t e = edges.item.size();
   Csr csr;
-  csr.targets.resize(e);
-  if (weighted) csr.weights.resize(e);
+  ResizeHuge(&csr.targets, e);
+  if (weighted) ResizeHuge(&csr.weights, e);
   CountingSort(edges.item.data(), e, items, parallel, &csr.offsets,
                [&](std::uint64_t begin, std::uint64_t end, std::uint32_t* cursor) {
     const NodeId* item = edges.item.data();
@@ -385,8 +386,8 @@ Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, int parall
 Csr Transpose(const Csr& a, std::uint64_t cols, bool weighted, int parallel) {
   Csr t;
   std::uint64_t e = a.targets.size();
-  t.targets.resize(e);
-  if (weighted) t.weights.resize(e);
+  ResizeHuge(&t.targets, e);
+  if (weighted) ResizeHuge(&t.weights, e);
   CountingSort(a.targets.data(), e, cols, parallel, &t.offsets,
                [&](std::uint64_t begin, std::uint64_t end, std::uint32_t* cursor) {
     if (begin == end) return;
@@ -414,8 +415,9 @@ Status WriteColumn(Update* update, const char* name, DType dtype, std::uint32_t 
   spec.dtype = dtype;
   spec.width = width;
   PGRAPH_ASSIGN_OR_RETURN(ColumnWriter * w, update->AddColumn(spec));
-  // Append in slices so the writer's staging buffer stays bounded.
-  constexpr std::size_t kSlice = 16 << 20;
+  // Append in 64 MiB slices: each is one backend write of whole chunks taken straight from
+  // `values` (the writer stages only a partial last chunk).
+  constexpr std::size_t kSlice = 64 << 20;
   std::size_t per = std::max<std::size_t>(width, (kSlice / sizeof(T)) / width * width);
   for (std::size_t i = 0; i < values.size(); i += per) {
     PGRAPH_RETURN_IF_ERROR(w->AppendValues(values.subspan(i, std::min(per, values.size() - i))));
@@ -443,8 +445,9 @@ Status WriteIds(Update* update, const IdTable& ids, const char* bytes_name,
     std::uint64_t h, id;
   };
   auto* recs = reinterpret_cast<Rec*>(index.data());
-  std::sort(recs, recs + ids.size(),
-            [](const Rec& a, const Rec& b) { return a.h != b.h ? a.h < b.h : a.id < b.id; });
+  // (hash, id) pairs are unique, so the parallel sort's order is the only one.
+  tbb::parallel_sort(recs, recs + ids.size(),
+                     [](const Rec& a, const Rec& b) { return a.h != b.h ? a.h < b.h : a.id < b.id; });
   PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint8_t>(
       update, bytes_name, DType::kU8, 1,
       std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
@@ -566,7 +569,12 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       auto n = static_cast<std::size_t>(std::min(est, double(kInvalidNode)));
       edges.item.reserve(n);
       edges.ctx.reserve(n);
-      if (fmt.fields == 3) edges.weight.reserve(n);
+      AdviseHugePages(edges.item.data(), n * sizeof(NodeId));
+      AdviseHugePages(edges.ctx.data(), n * sizeof(NodeId));
+      if (fmt.fields == 3) {
+        edges.weight.reserve(n);
+        AdviseHugePages(edges.weight.data(), n * sizeof(float));
+      }
     }
     edges.item.resize(old + total);
     edges.ctx.resize(old + total);
@@ -604,6 +612,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
     return Status::InvalidArgument("'" + file + "': more than 2^32-1 items or contexts");
   }
   bool weighted = fmt.fields == 3;
+  std::uint64_t contexts_count = contexts.size();
   log("parsed " + std::to_string(edges.item.size()) + " edges: " + std::to_string(items.size()) +
       " items, " + std::to_string(contexts.size()) + " contexts" +
       (report.bad_lines ? ", " + std::to_string(report.bad_lines) + " bad lines skipped" : ""));
@@ -619,34 +628,52 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
         (features.filled ? ", " + std::to_string(features.filled) + " rows filled" : ""));
   }
 
-  Csr item_csr = BuildItemCsr(edges, items.size(), weighted, parallel, &report.duplicate_edges);
-  Csr ctx_csr = Transpose(item_csr, contexts.size(), weighted, parallel);
-  report.edges = item_csr.targets.size();
-  log("built CSR: " + std::to_string(report.edges) + " edges after merging " +
-      std::to_string(report.duplicate_edges) + " duplicates");
-
+  // Columns are written while the next CSR is built: the id maps while the item CSR is
+  // built, the item CSR while it is transposed. Each write batch starts its writeback to
+  // disk at once, so little is left for the final sync.
   PGRAPH_ASSIGN_OR_RETURN(auto store, Store::Create(o.store_dir, o.store, o.overwrite));
   PGRAPH_ASSIGN_OR_RETURN(auto update, store->BeginUpdate());
   Update* u = update.get();
-  PGRAPH_RETURN_IF_ERROR(WriteIds(u, items, columns::kItemIdBytes, columns::kItemIdOffsets,
-                                  columns::kItemIdIndex));
-  PGRAPH_RETURN_IF_ERROR(WriteIds(u, contexts, columns::kContextIdBytes,
-                                  columns::kContextIdOffsets, columns::kContextIdIndex));
+  Status written;
+  Csr item_csr;
+  tbb::parallel_invoke(
+      [&] {
+        written = WriteIds(u, items, columns::kItemIdBytes, columns::kItemIdOffsets,
+                           columns::kItemIdIndex);
+        if (!written.ok()) return;
+        written = WriteIds(u, contexts, columns::kContextIdBytes, columns::kContextIdOffsets,
+                           columns::kContextIdIndex);
+      },
+      [&] {
+        item_csr = BuildItemCsr(edges, items.size(), weighted, parallel, &report.duplicate_edges);
+      });
+  PGRAPH_RETURN_IF_ERROR(written);
   items = IdTable();
   contexts = IdTable();
+  report.edges = item_csr.targets.size();
+  log("built item CSR: " + std::to_string(report.edges) + " edges after merging " +
+      std::to_string(report.duplicate_edges) + " duplicates");
   TestStopPoint("ingest.columns");
-  PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(u, columns::kItemOffsets, DType::kU64, 1, item_csr.offsets));
-  PGRAPH_RETURN_IF_ERROR(WriteColumn<NodeId>(u, columns::kItemTargets, DType::kU32, 1, item_csr.targets));
-  if (weighted) {
-    PGRAPH_RETURN_IF_ERROR(WriteColumn<float>(u, columns::kItemWeights, DType::kF32, 1, item_csr.weights));
-  }
+  Csr ctx_csr;
+  tbb::parallel_invoke(
+      [&] {
+        written = WriteColumn<std::uint64_t>(u, columns::kItemOffsets, DType::kU64, 1, item_csr.offsets);
+        if (!written.ok()) return;
+        written = WriteColumn<NodeId>(u, columns::kItemTargets, DType::kU32, 1, item_csr.targets);
+        if (!written.ok() || !weighted) return;
+        written = WriteColumn<float>(u, columns::kItemWeights, DType::kF32, 1, item_csr.weights);
+      },
+      [&] { ctx_csr = Transpose(item_csr, contexts_count, weighted, parallel); });
+  PGRAPH_RETURN_IF_ERROR(written);
   item_csr = Csr();
+  log("built context CSR");
   PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(u, columns::kContextOffsets, DType::kU64, 1, ctx_csr.offsets));
   PGRAPH_RETURN_IF_ERROR(WriteColumn<NodeId>(u, columns::kContextTargets, DType::kU32, 1, ctx_csr.targets));
   if (weighted) {
     PGRAPH_RETURN_IF_ERROR(WriteColumn<float>(u, columns::kContextWeights, DType::kF32, 1, ctx_csr.weights));
   }
   ctx_csr = Csr();
+  log("wrote context CSR");
   if (features.dim > 0) {
     auto dim = static_cast<std::uint32_t>(features.dim);
     if (o.features_f16) {
@@ -667,6 +694,7 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
   if (!o.features_path.empty()) u->SetMeta("ingest.features", o.features_path);
   PGRAPH_RETURN_IF_ERROR(u->Publish());
   update.reset();
+  log("published");
   TestStopPoint("ingest.seal");
   PGRAPH_RETURN_IF_ERROR(store->Seal());
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
