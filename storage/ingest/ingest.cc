@@ -492,10 +492,73 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
   std::uint64_t lines_before = 0;
   const char* header_line = nullptr;
   int parallel = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
-  std::vector<Piece> pieces;
   std::uint64_t next_log = 10'000'000;
 
+  // Two stages overlap: block N+1 is parsed (in parallel pieces) while the ids of block N
+  // are interned (items and contexts side by side, each in input order, so dense ids do
+  // not depend on the thread count). Streams reuse their buffer at each Next(), so there a
+  // block is interned before the next one is read.
+  struct Batch {
+    std::string_view block;
+    std::vector<Piece> pieces;  // reused, with their vectors' capacity, batch to batch
+    std::size_t used = 0;
+  };
+  Batch batches[2];
+  Batch* pending = nullptr;  // parsed and checked, not interned yet
+  int cur = 0;
+  auto intern_batch = [&](Batch& b) -> Status {
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < b.used; ++i) total += b.pieces[i].item.size();
+    std::size_t old = edges.item.size();
+    if (std::uint64_t(old) + total > std::uint64_t(kInvalidNode)) {
+      return Status::InvalidArgument("'" + file + "': more than 4 billion edges are not supported yet");
+    }
+    if (old == 0 && reader->size_hint() > 0) {
+      // Reserve for the whole file from the first block's line density (pages are only
+      // touched as they fill, so an overestimate costs address space, not memory).
+      double est = static_cast<double>(total) * static_cast<double>(reader->size_hint()) /
+                   static_cast<double>(b.block.size()) * 1.05 + 1024;
+      auto n = static_cast<std::size_t>(std::min(est, double(kInvalidNode)));
+      edges.item.reserve(n);
+      edges.ctx.reserve(n);
+      AdviseHugePages(edges.item.data(), n * sizeof(NodeId));
+      AdviseHugePages(edges.ctx.data(), n * sizeof(NodeId));
+      if (fmt.fields == 3) {
+        edges.weight.reserve(n);
+        AdviseHugePages(edges.weight.data(), n * sizeof(float));
+      }
+    }
+    edges.item.resize(old + total);
+    edges.ctx.resize(old + total);
+    if (fmt.fields == 3) edges.weight.resize(old + total);
+    auto intern = [&](IdTable* table, bool item_side, NodeId* out) {
+      for (std::size_t i = 0; i < b.used; ++i) {
+        const std::vector<std::uint64_t>& keys = item_side ? b.pieces[i].item : b.pieces[i].ctx;
+        table->InternKeys(keys, b.block, out);
+        out += keys.size();
+      }
+    };
+    tbb::parallel_invoke([&] { intern(&items, true, edges.item.data() + old); },
+                         [&] {
+                           intern(&contexts, false, edges.ctx.data() + old);
+                           if (fmt.fields != 3) return;
+                           float* w = edges.weight.data() + old;
+                           for (std::size_t i = 0; i < b.used; ++i) {
+                             w = std::copy(b.pieces[i].weight.begin(), b.pieces[i].weight.end(), w);
+                           }
+                         });
+    if (edges.item.size() >= next_log) {
+      log("read " + std::to_string(edges.item.size()) + " edges");
+      next_log += 10'000'000;
+    }
+    return Status::OK();
+  };
+
   for (;;) {
+    if (pending && !reader->blocks_stay_valid()) {
+      PGRAPH_RETURN_IF_ERROR(intern_batch(*pending));
+      pending = nullptr;
+    }
     PGRAPH_ASSIGN_OR_RETURN(std::string_view block, reader->Next());
     if (block.empty()) break;
     if (!fmt.decided) {
@@ -514,10 +577,12 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       PGRAPH_RETURN_IF_ERROR(DecideFormat(first, second, o, &fmt));
       if (fmt.header) header_line = first.data();
     }
-    // Cut the block into pieces at line boundaries, parse them in parallel. The pieces
-    // (and their vectors' capacity) are reused from block to block.
+    // Cut the block into pieces at line boundaries.
+    Batch& b = batches[cur];
+    cur ^= 1;
+    b.block = block;
+    b.used = 0;
     std::size_t want = static_cast<std::size_t>(parallel) * 4;
-    std::size_t used = 0;
     std::size_t begin = 0;
     for (std::size_t i = 0; i < want && begin < block.size(); ++i) {
       std::size_t end = i + 1 == want ? block.size()
@@ -526,17 +591,27 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
         std::size_t nl = block.find('\n', end);
         end = nl == std::string_view::npos ? block.size() : nl + 1;
       }
-      if (pieces.size() <= used) pieces.emplace_back();
-      pieces[used++].text = block.substr(begin, end - begin);
+      if (b.pieces.size() <= b.used) b.pieces.emplace_back();
+      b.pieces[b.used++].text = block.substr(begin, end - begin);
       begin = end;
     }
-    tbb::parallel_for(std::size_t{0}, used, [&](std::size_t i) {
-      ParsePiece(&pieces[i], block, fmt, header_line);
-    });
+    auto parse = [&] {
+      tbb::parallel_for(std::size_t{0}, b.used, [&](std::size_t i) {
+        ParsePiece(&b.pieces[i], block, fmt, header_line);
+      });
+    };
+    if (pending) {
+      Status interned;
+      tbb::parallel_invoke(parse, [&] { interned = intern_batch(*pending); });
+      pending = nullptr;
+      PGRAPH_RETURN_IF_ERROR(interned);
+    } else {
+      parse();
+    }
     header_line = nullptr;
     std::uint64_t line_base = lines_before;
-    for (std::size_t i = 0; i < used; ++i) {
-      const Piece& p = pieces[i];
+    for (std::size_t i = 0; i < b.used; ++i) {
+      const Piece& p = b.pieces[i];
       if (p.bad > 0) {
         if (!o.skip_bad_lines) {
           const ParseError& e = p.errors.front();
@@ -555,52 +630,9 @@ Result<IngestReport> Ingest(const IngestOptions& o) {
       line_base += p.line_count;
     }
     lines_before = line_base;
-    std::uint64_t total = 0;
-    for (std::size_t i = 0; i < used; ++i) total += pieces[i].item.size();
-    std::size_t old = edges.item.size();
-    if (std::uint64_t(old) + total > std::uint64_t(kInvalidNode)) {
-      return Status::InvalidArgument("'" + file + "': more than 4 billion edges are not supported yet");
-    }
-    if (old == 0 && reader->size_hint() > 0 && reader->consumed() > 0) {
-      // Reserve for the whole file from the first block's line density (pages are only
-      // touched as they fill, so an overestimate costs address space, not memory).
-      double est = static_cast<double>(total) * static_cast<double>(reader->size_hint()) /
-                   static_cast<double>(reader->consumed()) * 1.05 + 1024;
-      auto n = static_cast<std::size_t>(std::min(est, double(kInvalidNode)));
-      edges.item.reserve(n);
-      edges.ctx.reserve(n);
-      AdviseHugePages(edges.item.data(), n * sizeof(NodeId));
-      AdviseHugePages(edges.ctx.data(), n * sizeof(NodeId));
-      if (fmt.fields == 3) {
-        edges.weight.reserve(n);
-        AdviseHugePages(edges.weight.data(), n * sizeof(float));
-      }
-    }
-    edges.item.resize(old + total);
-    edges.ctx.resize(old + total);
-    if (fmt.fields == 3) edges.weight.resize(old + total);
-    // Items and contexts are independent id spaces: intern them side by side, each in
-    // input order (so dense ids do not depend on the thread count).
-    auto intern = [&](IdTable* table, bool item_side, NodeId* out) {
-      for (std::size_t i = 0; i < used; ++i) {
-        const std::vector<std::uint64_t>& keys = item_side ? pieces[i].item : pieces[i].ctx;
-        table->InternKeys(keys, block, out);
-        out += keys.size();
-      }
-    };
-    tbb::parallel_invoke([&] { intern(&items, true, edges.item.data() + old); },
-                         [&] { intern(&contexts, false, edges.ctx.data() + old); });
-    if (fmt.fields == 3) {
-      float* w = edges.weight.data() + old;
-      for (std::size_t i = 0; i < used; ++i) {
-        w = std::copy(pieces[i].weight.begin(), pieces[i].weight.end(), w);
-      }
-    }
-    if (edges.item.size() >= next_log) {
-      log("read " + std::to_string(edges.item.size()) + " edges");
-      next_log += 10'000'000;
-    }
+    pending = &b;
   }
+  if (pending) PGRAPH_RETURN_IF_ERROR(intern_batch(*pending));
   report.lines = lines_before;
   report.items = items.size();
   report.contexts = contexts.size();

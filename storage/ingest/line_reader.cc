@@ -61,23 +61,26 @@ class MappedReader : public LineReader {
       const void* nl = memchr(data_ + end, '\n', size_ - end);
       end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data_) + 1 : size_;
     }
-    // The previous block is done with: drop its pages from our resident set (they stay in
-    // the page cache) so a huge input does not count against the memory budget.
-    std::size_t drop_end = pos_ & ~std::size_t{4095};
+    // The block before the previous one is done with: drop its pages from our resident
+    // set (they stay in the page cache) so a huge input does not count against the memory
+    // budget. The previous block stays resident: it may still be in use.
+    std::size_t drop_end = prev_ & ~std::size_t{4095};
     if (drop_end > dropped_) {
       madvise(const_cast<char*>(data_) + dropped_, drop_end - dropped_, MADV_DONTNEED);
       dropped_ = drop_end;
     }
     std::string_view block(data_ + pos_, end - pos_);
+    prev_ = pos_;
     pos_ = end;
     return block;
   }
+  bool blocks_stay_valid() const override { return true; }
   std::uint64_t size_hint() const override { return size_; }
   std::uint64_t consumed() const override { return pos_; }
 
  private:
   const char* data_ = nullptr;
-  std::size_t size_ = 0, pos_ = 0, dropped_ = 0;
+  std::size_t size_ = 0, pos_ = 0, prev_ = 0, dropped_ = 0;
 };
 
 // Reads raw bytes from a source and hands out whole-line blocks.
@@ -106,6 +109,7 @@ class StreamReader : public LineReader {
     handed_ = buf_.size();
     return std::string_view(buf_.data(), buf_.size());
   }
+  bool blocks_stay_valid() const override { return false; }
   std::uint64_t size_hint() const override { return 0; }
   std::uint64_t consumed() const override { return consumed_; }
 

@@ -35,8 +35,12 @@ class LineReader {
   // NotFound naming the file when it does not exist; IOError when unreadable.
   static Result<std::unique_ptr<LineReader>> Open(const std::string& path);
   // The next block of whole lines (the last line of the input may lack its newline).
-  // An empty view means the end of input. Valid until the next call.
+  // An empty view means the end of input. Valid until the next call, or the one after when
+  // blocks_stay_valid().
   virtual Result<std::string_view> Next() = 0;
+  // True when a block stays readable after the following Next() (memory-mapped files);
+  // false for streams, whose buffer Next() reuses.
+  virtual bool blocks_stay_valid() const = 0;
   // Total bytes when known (plain files), else 0; and bytes consumed so far.
   virtual std::uint64_t size_hint() const = 0;
   virtual std::uint64_t consumed() const = 0;
