@@ -36,6 +36,17 @@ constexpr std::uint64_t kMinBlockRows = 16;
 // and holds an encoded copy while writing.
 constexpr std::uint64_t kStoreWriteBatch = 64ull << 20;
 
+// Rows of `rows` x `dim` scaled to unit length (0 rows stay 0), as the model's head does.
+void NormalizeRows(float* rows, std::uint64_t n, std::uint64_t dim) {
+  for (std::uint64_t r = 0; r < n; ++r) {
+    float* row = rows + r * dim;
+    double ss = 0;
+    for (std::uint64_t c = 0; c < dim; ++c) ss += static_cast<double>(row[c]) * row[c];
+    const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+    for (std::uint64_t c = 0; c < dim; ++c) row[c] *= inv;
+  }
+}
+
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -623,6 +634,7 @@ Status Runner::RunHead() {
     PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf.data()));
     Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
     Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
+    if (model_.config.normalize) NormalizeRows(zbuf.data(), nb, d_);
     if (f16) {
       for (std::uint64_t i = 0; i < nb * d_; ++i) half[i] = storage::FloatToHalf(zbuf[i]);
       PGRAPH_RETURN_IF_ERROR(w->AppendValues<std::uint16_t>(std::span(half).first(nb * d_)));

@@ -53,7 +53,7 @@ Result<ModelSource> LoadModelSource(const storage::Store& store, std::string_vie
   }
   PGRAPH_ASSIGN_OR_RETURN(m.model, train::LoadModel(*from));
   m.config = m.model->config;
-  m.in_dim = m.config.feature_dim + m.config.id_embedding_dim;
+  m.in_dim = m.config.input_dim();
   m.neighbors = m.config.neighbors;
   std::uint64_t ckpt_version = 0;
   if (auto c = from->OpenColumn("checkpoint"); c.ok()) ckpt_version = c.value()->info().version;
@@ -109,6 +109,18 @@ Result<InputColumns> OpenInputColumns(const storage::Store& store, const ModelSo
   }
   c.items = ni.rows;
   c.width = ni.width;
+  if (model.config.structural_dim > 0) {
+    // The degree feature: an item's degree is its own edge count in this store, so items
+    // ingested after training get theirs too.
+    auto off = store.OpenColumn(cols::kItemOffsets);
+    if (!off.ok() || off.value()->info().dtype != storage::DType::kU64 ||
+        off.value()->info().rows != c.items + 1) {
+      return Status::InvalidArgument(
+          "the checkpoint uses the degree feature, but " + std::string(cols::kItemOffsets) +
+          " in " + store.dir() + " is missing or does not match walk.neighbors");
+    }
+    c.item_offsets = off.value();
+  }
   if (store.HasColumn(cols::kFeatures)) {
     PGRAPH_ASSIGN_OR_RETURN(c.features, store.OpenColumn(cols::kFeatures));
     if (c.features->info().rows != c.items) {
@@ -138,22 +150,30 @@ Result<InputColumns> OpenInputColumns(const storage::Store& store, const ModelSo
 
 Status ReadInputRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
                      std::uint64_t n, std::span<float> out, std::vector<float>* scratch) {
-  const std::uint32_t F = model.config.feature_dim, I = model.config.id_embedding_dim;
-  const std::uint32_t in = F + I;
-  if (I == 0) return cols.features->ReadRowsAsFloat(first, n, out.first(n * in));
+  const std::uint32_t F = model.config.feature_dim, S = model.config.structural_dim;
+  const std::uint32_t I = model.config.id_embedding_dim;
+  const std::uint32_t in = F + S + I;
+  if (I == 0 && S == 0) return cols.features->ReadRowsAsFloat(first, n, out.first(n * in));
   if (F > 0) {
     scratch->resize(n * F);
     PGRAPH_RETURN_IF_ERROR(cols.features->ReadRowsAsFloat(first, n, *scratch));
   }
-  const float* idw = model.id_weight.data_ptr<float>();
+  std::vector<std::uint64_t> offsets(S > 0 ? n + 1 : 0);
+  if (S > 0) {
+    PGRAPH_RETURN_IF_ERROR(
+        cols.item_offsets->ReadRows(first, n + 1, std::as_writable_bytes(std::span(offsets))));
+  }
+  const float* idw = I > 0 ? model.id_weight.data_ptr<float>() : nullptr;
   for (std::uint64_t r = 0; r < n; ++r) {
     float* row = out.data() + r * in;
     if (F > 0) std::memcpy(row, scratch->data() + r * F, F * sizeof(float));
+    if (S > 0) row[F] = train::DegreeFeature(model.config, offsets[r + 1] - offsets[r]);
+    if (I == 0) continue;
     const std::int64_t id = model.id_rows[first + r];
     if (id >= 0) {
-      std::memcpy(row + F, idw + id * I, I * sizeof(float));
+      std::memcpy(row + F + S, idw + id * I, I * sizeof(float));
     } else {
-      std::fill(row + F, row + in, 0.0f);
+      std::fill(row + F + S, row + in, 0.0f);
     }
   }
   return Status::OK();

@@ -24,7 +24,7 @@ namespace pgraph::infer {
 struct ModelSource {
   train::PinSageModel model{nullptr};
   train::ModelConfig config;
-  std::uint32_t in_dim = 0;     // feature_dim + id_embedding_dim
+  std::uint32_t in_dim = 0;     // config.input_dim(): features, structural, id embedding
   std::uint32_t neighbors = 0;  // T used by the model (<= the walk width)
   std::string fingerprint;      // identifies the checkpoint (for resume)
   // Trained id row of each item (-1: none). Empty when id embeddings are off.
@@ -42,6 +42,7 @@ struct InputColumns {
   const storage::Column* features = nullptr;  // null when the store has no features
   const storage::Column* neighbors = nullptr;
   const storage::Column* weights = nullptr;
+  const storage::Column* item_offsets = nullptr;  // for the degree feature, else null
   std::uint64_t items = 0;
   std::uint32_t width = 0;  // T of the walk columns
 };

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "storage/store.h"
 #include "tools/command.h"
@@ -32,6 +33,7 @@ extern "C" void OnInterrupt(int) {
 struct TrainFlags {
   train::TrainOptions opts;
   std::string pooling = "importance", hard = "on", memory_budget = "512M", log_json;
+  std::string loss = "softmax", degree = "on", normalize = "on";
   bool no_pipeline = false, quiet = false;
 };
 
@@ -49,6 +51,14 @@ Status RunTrain(TrainFlags& f) {
     return Status::InvalidArgument("--hard-negatives must be on or off");
   }
   o.hard_negatives = f.hard == "on";
+  PGRAPH_ASSIGN_OR_RETURN(o.loss, train::ParseLoss(f.loss));
+  for (auto [flag, value, out] : {std::tuple{"--degree-feature", &f.degree, &o.degree_feature},
+                                  std::tuple{"--normalize", &f.normalize, &o.normalize}}) {
+    if (*value != "on" && *value != "off") {
+      return Status::InvalidArgument(std::string(flag) + " must be on or off");
+    }
+    *out = *value == "on";
+  }
   o.pipeline = !f.no_pipeline;
   PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseByteSize(f.memory_budget));
   if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
@@ -173,7 +183,15 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_option("--lr", o.lr, "Adam learning rate at batch 512 (scaled linearly with batch)");
   app->add_option("--lr-decay", o.lr_decay, "Learning-rate factor per epoch after warm-up");
   app->add_option("--clip-grad-norm", o.clip_grad_norm, "Clip the gradient norm (0 = off)");
-  app->add_option("--margin", o.margin, "Max-margin Delta");
+  app->add_option("--loss", f->loss,
+                  "softmax (sampled softmax over the negatives) | margin (the paper's max-margin)");
+  app->add_option("--margin", o.margin, "Max-margin Delta (--loss margin)");
+  app->add_option("--temperature", o.temperature,
+                  "Softmax temperature tau (--loss softmax; scores are cosines)");
+  app->add_option("--normalize", f->normalize,
+                  "on | off: L2-normalise the output embeddings (scores are cosines)");
+  app->add_option("--degree-feature", f->degree,
+                  "on | off: append the item's standardised log-degree to its features");
   app->add_option("--threads", o.threads, "Threads (TBB producers, torch); 0 = all cores");
   app->add_option("--device", o.device, "cpu | cuda | cuda:N | auto");
   app->add_option("--seed", o.seed, "Random seed (initialisation, batches, negatives)");

@@ -1,6 +1,7 @@
 #include "train/checkpoint.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -142,6 +143,12 @@ std::string FormatConfig(const ModelConfig& m, const TrainOptions& o) {
     << "id_embedding_dim=" << m.id_embedding_dim << "\n"
     << "num_items=" << m.num_items << "\n"
     << "pooling=" << PoolingName(m.pooling) << "\n"
+    << "normalize=" << (m.normalize ? 1 : 0) << "\n"
+    << "structural_dim=" << m.structural_dim << "\n"
+    << "degree_mean=" << m.degree_mean << "\n"
+    << "degree_std=" << m.degree_std << "\n"
+    << "loss=" << LossName(o.loss) << "\n"
+    << "temperature=" << o.temperature << "\n"
     << "batch=" << o.batch << "\n"
     << "negatives=" << o.negatives << "\n"
     << "hard_negatives=" << (o.hard_negatives ? 1 : 0) << "\n"
@@ -194,7 +201,16 @@ Status ParseConfig(const std::string& text, ModelConfig* m, TrainOptions* o) {
     else if (key == "num_items") PGRAPH_RETURN_IF_ERROR(u64(&m->num_items));
     else if (key == "pooling") {
       PGRAPH_ASSIGN_OR_RETURN(m->pooling, ParsePooling(val));
-    } else if (key == "batch") PGRAPH_RETURN_IF_ERROR(u64(&o->batch));
+    } else if (key == "normalize") {
+      PGRAPH_RETURN_IF_ERROR(u64(&flag));
+      m->normalize = flag != 0;
+    } else if (key == "structural_dim") PGRAPH_RETURN_IF_ERROR(u64(&m->structural_dim));
+    else if (key == "degree_mean") PGRAPH_RETURN_IF_ERROR(dbl(&m->degree_mean));
+    else if (key == "degree_std") PGRAPH_RETURN_IF_ERROR(dbl(&m->degree_std));
+    else if (key == "loss") {
+      PGRAPH_ASSIGN_OR_RETURN(o->loss, ParseLoss(val));
+    } else if (key == "temperature") PGRAPH_RETURN_IF_ERROR(dbl(&o->temperature));
+    else if (key == "batch") PGRAPH_RETURN_IF_ERROR(u64(&o->batch));
     else if (key == "negatives") PGRAPH_RETURN_IF_ERROR(u64(&o->negatives));
     else if (key == "hard_negatives") {
       PGRAPH_RETURN_IF_ERROR(u64(&flag));
@@ -229,6 +245,25 @@ Result<Pooling> ParsePooling(std::string_view s) {
   if (s == "max") return Pooling::kMax;
   return Status::InvalidArgument("pooling must be importance, mean or max, not '" +
                                  std::string(s) + "'");
+}
+
+const char* LossName(Loss l) {
+  switch (l) {
+    case Loss::kMargin: return "margin";
+    case Loss::kSoftmax: return "softmax";
+  }
+  return "?";
+}
+
+Result<Loss> ParseLoss(std::string_view s) {
+  if (s == "margin") return Loss::kMargin;
+  if (s == "softmax") return Loss::kSoftmax;
+  return Status::InvalidArgument("loss must be margin or softmax, not '" + std::string(s) + "'");
+}
+
+float DegreeFeature(const ModelConfig& config, std::uint64_t degree) {
+  const float x = std::log1p(static_cast<float>(degree));
+  return (x - config.degree_mean) / (config.degree_std > 0 ? config.degree_std : 1.0f);
 }
 
 Result<ModelParameters> ParseParameters(std::span<const std::byte> blob) {

@@ -82,7 +82,7 @@ BatchTensors ToTensors(const MiniBatch& b, const at::Device& device) {
 }
 
 PinSageModelImpl::PinSageModelImpl(const ModelConfig& c) : config(c) {
-  std::int64_t in = c.feature_dim + c.id_embedding_dim;
+  std::int64_t in = c.input_dim();
   if (c.id_embedding_dim > 0) {
     id_embedding = register_module(
         "id_embedding", torch::nn::Embedding(torch::nn::EmbeddingOptions(
@@ -109,7 +109,9 @@ at::Tensor PinSageModelImpl::Input(const at::Tensor& features, const at::Tensor&
 }
 
 at::Tensor PinSageModelImpl::Head(const at::Tensor& h) {
-  return G2->forward(at::relu(G1->forward(h)));
+  at::Tensor z = G2->forward(at::relu(G1->forward(h)));
+  if (config.normalize) z = z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  return z;
 }
 
 at::Tensor PinSageModelImpl::forward(const BatchTensors& b) {
@@ -123,7 +125,7 @@ at::Tensor PinSageModelImpl::forward(const BatchTensors& b) {
 
 double PinSageModelImpl::ForwardFlops(const MiniBatch& b) const {
   double flops = 0;
-  double in = config.feature_dim + config.id_embedding_dim;
+  double in = config.input_dim();
   const double m = config.hidden, d = config.dim;
   for (const LayerBlock& l : b.layers) {
     flops += 2.0 * l.num_inputs * in * m;           // Q for every input row
@@ -137,7 +139,7 @@ double PinSageModelImpl::ForwardFlops(const MiniBatch& b) const {
 
 std::vector<GemmShape> PinSageModelImpl::ForwardGemms(const MiniBatch& b) const {
   std::vector<GemmShape> out;
-  std::int64_t in = config.feature_dim + config.id_embedding_dim;
+  std::int64_t in = config.input_dim();
   const std::int64_t m = config.hidden, d = config.dim;
   for (const LayerBlock& l : b.layers) {
     out.push_back({l.num_inputs, in, m});
@@ -202,7 +204,7 @@ at::Tensor ReferenceEmbed(PinSageModelImpl& model, std::span<const float> featur
   const std::int64_t N = static_cast<std::int64_t>(neighbors.size() / width);
   auto f64 = at::TensorOptions().dtype(at::kDouble);
   at::Tensor h = at::from_blob(const_cast<float*>(features.data()),
-                               {N, static_cast<std::int64_t>(c.feature_dim)},
+                               {N, static_cast<std::int64_t>(c.feature_dim + c.structural_dim)},
                                at::TensorOptions().dtype(at::kFloat))
                      .to(at::kDouble);
   if (model.id_embedding) {
@@ -239,7 +241,9 @@ at::Tensor ReferenceEmbed(PinSageModelImpl& model, std::span<const float> featur
   at::Tensor G2 = model.G2->weight.to(at::kDouble);
   std::vector<std::int64_t> idx(targets.begin(), targets.end());
   at::Tensor ht = h.index_select(0, at::tensor(idx, at::TensorOptions().dtype(at::kLong)));
-  return at::relu(ht.mm(G1.t()) + g).mm(G2.t());
+  at::Tensor z = at::relu(ht.mm(G1.t()) + g).mm(G2.t());
+  if (c.normalize) z = z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  return z;
 }
 
 }  // namespace pgraph::train

@@ -77,7 +77,7 @@ class PinSageModelImpl : public torch::nn::Module {
   at::Tensor forward(const BatchTensors& batch);
   // h^(0) rows for global ids `nodes` with their features: concat(x, id_embedding).
   at::Tensor Input(const at::Tensor& features, const at::Tensor& nodes);
-  // z = G2 ReLU(G1 h + g).
+  // z = G2 ReLU(G1 h + g), L2-normalised when config.normalize.
   at::Tensor Head(const at::Tensor& h);
   // FLOPs of one forward pass over `batch` (multiply-adds count 2).
   double ForwardFlops(const MiniBatch& batch) const;
@@ -100,7 +100,8 @@ Result<PinSageModel> LoadModel(const storage::Store& store);
 
 // Algorithm 2 computed directly on the full graph, in double precision, one node at a time
 // (no G', no batching): the reference the minibatch forward is tested against.
-// features: num_items x F rows; neighbors/weights: num_items x T (kInvalidNode / 0 padded).
+// features: num_items x (F + structural_dim) rows; neighbors/weights: num_items x T
+// (kInvalidNode / 0 padded).
 // Returns [targets.size() x dim] double.
 at::Tensor ReferenceEmbed(PinSageModelImpl& model, std::span<const float> features,
                           std::span<const NodeId> neighbors, std::span<const float> weights,

@@ -1,4 +1,6 @@
 // Store-backed data sources and checkpoints (torch-free), and Train() on a store.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -39,6 +41,54 @@ class StoreFeatures final : public FeatureSource {
 
  private:
   const storage::Column* col_;
+};
+
+// The degree feature of each item, from the item -> context CSR offsets (no copy of them).
+class StoreDegreeFeature final : public FeatureSource {
+ public:
+  StoreDegreeFeature(const storage::Column* offsets, ModelConfig config)
+      : offsets_(offsets), config_(config) {}
+  std::uint64_t num_items() const override { return offsets_->info().rows - 1; }
+  std::uint32_t dim() const override { return 1; }
+  Status Gather(std::span<const NodeId> ids, std::span<float> out) const override {
+    const std::uint64_t n = num_items();
+    std::uint64_t range[2];
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      if (ids[j] >= n) return Status::InvalidArgument("degree row out of range");
+      PGRAPH_RETURN_IF_ERROR(offsets_->ReadRows(ids[j], 2, std::as_writable_bytes(std::span(range))));
+      out[j] = DegreeFeature(config_, range[1] - range[0]);
+    }
+    return Status::OK();
+  }
+
+  // Mean and standard deviation of log1p(degree) over all items, streamed in blocks.
+  static Status Standardize(const storage::Column* offsets, ModelConfig* config) {
+    const std::uint64_t items = offsets->info().rows - 1;
+    std::vector<std::uint64_t> block;
+    double sum = 0, sum2 = 0;
+    constexpr std::uint64_t kBlock = 1 << 16;
+    for (std::uint64_t first = 0; first < items; first += kBlock) {
+      const std::uint64_t m = std::min(kBlock, items - first);
+      block.resize(m + 1);
+      PGRAPH_RETURN_IF_ERROR(
+          offsets->ReadRows(first, m + 1, std::as_writable_bytes(std::span(block))));
+      for (std::uint64_t r = 0; r < m; ++r) {
+        const double x = std::log1p(static_cast<double>(block[r + 1] - block[r]));
+        sum += x;
+        sum2 += x * x;
+      }
+    }
+    const double mean = items ? sum / items : 0;
+    const double var = items ? std::max(0.0, sum2 / items - mean * mean) : 0;
+    config->degree_mean = static_cast<float>(mean);
+    // A catalogue where every item has the same degree: the feature is a constant 0.
+    config->degree_std = var > 1e-12 ? static_cast<float>(std::sqrt(var)) : 1.0f;
+    return Status::OK();
+  }
+
+ private:
+  const storage::Column* offsets_;
+  ModelConfig config_;
 };
 
 // Reads walk.neighbors / walk.weights rows through the chunk cache, one sorted pass per call.
@@ -158,6 +208,22 @@ Result<TrainReport> Train(const TrainOptions& options) {
   }
   TrainData data;
   data.features = features.get();
+  // Built whenever the adjacency is there: --resume decides from the checkpoint whether
+  // the model uses it.
+  std::unique_ptr<StoreDegreeFeature> degrees;
+  if (store->HasColumn(cols::kItemOffsets)) {
+    PGRAPH_ASSIGN_OR_RETURN(const storage::Column* off, OpenColumn(*store, cols::kItemOffsets, ""));
+    if (off->info().dtype != storage::DType::kU64 || off->info().rows != nbr->info().rows + 1) {
+      return Status::InvalidArgument(std::string(cols::kItemOffsets) +
+                                     " does not match walk.neighbors (re-run `pgraph walk`)");
+    }
+    ModelConfig transform;
+    PGRAPH_RETURN_IF_ERROR(StoreDegreeFeature::Standardize(off, &transform));
+    degrees = std::make_unique<StoreDegreeFeature>(off, transform);
+    data.structural = degrees.get();
+    data.degree_mean = transform.degree_mean;
+    data.degree_std = transform.degree_std;
+  }
   data.neighborhoods = &neighborhoods;
   PGRAPH_ASSIGN_OR_RETURN(const storage::Column* tp,
                           OpenColumn(*store, cols::kTrainPairs, walk_hint));

@@ -96,6 +96,33 @@ Status FromArray(const NamedArray& a, const std::string& name, at::Tensor* dst) 
   return Status::OK();
 }
 
+// The item features followed by the structural ones, row by row.
+class ConcatFeatures final : public FeatureSource {
+ public:
+  ConcatFeatures(const FeatureSource* a, const FeatureSource* b) : a_(a), b_(b) {}
+  std::uint64_t num_items() const override { return b_->num_items(); }
+  std::uint32_t dim() const override { return (a_ ? a_->dim() : 0) + b_->dim(); }
+  Status Gather(std::span<const NodeId> ids, std::span<float> out) const override {
+    const std::size_t da = a_ ? a_->dim() : 0, db = b_->dim(), d = da + db;
+    std::vector<float> part(ids.size() * std::max(da, db));
+    if (da > 0) {
+      PGRAPH_RETURN_IF_ERROR(a_->Gather(ids, std::span(part).first(ids.size() * da)));
+      for (std::size_t r = 0; r < ids.size(); ++r) {
+        std::copy_n(part.data() + r * da, da, out.data() + r * d);
+      }
+    }
+    PGRAPH_RETURN_IF_ERROR(b_->Gather(ids, std::span(part).first(ids.size() * db)));
+    for (std::size_t r = 0; r < ids.size(); ++r) {
+      std::copy_n(part.data() + r * db, db, out.data() + r * d + da);
+    }
+    return Status::OK();
+  }
+
+ private:
+  const FeatureSource* a_;  // may be null (id embeddings only)
+  const FeatureSource* b_;
+};
+
 class Trainer {
  public:
   Trainer(const TrainData& data, const TrainOptions& options) : data_(data), opt_(options) {}
@@ -141,6 +168,7 @@ class Trainer {
     }
     // Resume first: the run-defining options come from the checkpoint.
     std::optional<CheckpointData> ckpt;
+    std::uint32_t resumed_structural_dim = 0;
     if (opt_.resume && data_.checkpoints != nullptr) {
       PGRAPH_ASSIGN_OR_RETURN(auto blob, data_.checkpoints->LoadLatest());
       if (blob) {
@@ -153,6 +181,9 @@ class Trainer {
         opt_.neighbors = mc.neighbors;
         opt_.pooling = mc.pooling;
         opt_.id_embedding_dim = mc.id_embedding_dim;
+        opt_.normalize = mc.normalize;
+        opt_.degree_feature = mc.structural_dim > 0;
+        resumed_structural_dim = mc.structural_dim;
         const std::uint32_t have_dim = data_.features ? data_.features->dim() : 0;
         if (mc.num_items != n || mc.feature_dim != have_dim) {
           return Status::InvalidArgument(
@@ -167,6 +198,7 @@ class Trainer {
       return Status::InvalidArgument("layers, dim, hidden and batch must be >= 1");
     }
     if (opt_.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
+    if (!(opt_.temperature > 0)) return Status::InvalidArgument("temperature must be > 0");
     if (!(opt_.lr > 0)) return Status::InvalidArgument("lr must be > 0");
     const std::uint32_t fdim = data_.features ? data_.features->dim() : 0;
     if (fdim == 0 && opt_.id_embedding_dim == 0) {
@@ -195,6 +227,23 @@ class Trainer {
     }
     if (train_.train_pairs.empty()) return Status::InvalidArgument("no training pairs");
     train_.features = data_.features;
+    std::uint32_t structural_dim = 0;
+    if (opt_.degree_feature && data_.structural != nullptr) {
+      if (data_.structural->num_items() != n) {
+        return Status::InvalidArgument("structural features cover " +
+                                       std::to_string(data_.structural->num_items()) +
+                                       " items, neighbourhoods " + std::to_string(n));
+      }
+      structural_dim = data_.structural->dim();
+      combined_ = std::make_unique<ConcatFeatures>(data_.features, data_.structural);
+      train_.features = combined_.get();
+    }
+    if (ckpt && resumed_structural_dim != structural_dim) {
+      return Status::InvalidArgument(
+          "--resume: the checkpoint was trained with " +
+          std::to_string(resumed_structural_dim) +
+          " structural features, this data has " + std::to_string(structural_dim));
+    }
     train_.neighborhoods = nbrs_;
     train_.hard = data_.hard;
     if (opt_.hard_negatives && train_.hard == nullptr) {
@@ -224,6 +273,12 @@ class Trainer {
     model_config_.id_embedding_dim = opt_.id_embedding_dim;
     model_config_.num_items = n;
     model_config_.pooling = opt_.pooling;
+    model_config_.normalize = opt_.normalize;
+    model_config_.structural_dim = structural_dim;
+    if (structural_dim > 0) {
+      model_config_.degree_mean = data_.degree_mean;
+      model_config_.degree_std = data_.degree_std;
+    }
     report_.config = FormatConfig(model_config_, opt_);
 
     at::manual_seed(opt_.seed);
@@ -321,7 +376,15 @@ class Trainer {
         at::Tensor hs = at::bmm(zh, zq.unsqueeze(2)).squeeze(2);     // [B x H]
         neg = at::cat({neg, hs}, 1);
       }
-      at::Tensor loss = at::relu(neg - pos + opt_.margin).mean();
+      at::Tensor loss;
+      if (opt_.loss == Loss::kSoftmax) {
+        // The positive is class 0 of each row.
+        at::Tensor logits = at::cat({pos, neg}, 1) / opt_.temperature;
+        loss = at::cross_entropy_loss(
+            logits, at::zeros({logits.size(0)}, logits.options().dtype(at::kLong)));
+      } else {
+        loss = at::relu(neg - pos + opt_.margin).mean();
+      }
       double loss_value = loss.item<double>();
       auto t2 = Clock::now();
       loss.backward();
@@ -472,7 +535,7 @@ class Trainer {
     const std::size_t chunk = 1024;
     for (std::size_t s = 0; s < items.size(); s += chunk) {
       auto b = ProduceEmbeddingBatch(items.subspan(s, std::min(chunk, items.size() - s)),
-                                     opt_.layers, *nbrs_, data_.features);
+                                     opt_.layers, *nbrs_, train_.features);
       PGRAPH_RETURN_IF_ERROR(b->status);
       BatchTensors t = ToTensors(*b, device_);
       at::Tensor rows = at::tensor(b->query, at::TensorOptions().dtype(at::kLong)).to(device_);
@@ -548,6 +611,7 @@ class Trainer {
   TrainData train_;  // the filtered pairs plus borrowed sources
   const NeighborhoodSource* nbrs_ = nullptr;
   std::unique_ptr<TruncatedNeighborhoods> truncated_;
+  std::unique_ptr<ConcatFeatures> combined_;  // features + structural
   std::unique_ptr<HardNegativeSampler> ppr_;
   std::uint32_t negatives_ = 0;
   int torch_threads_ = 1;

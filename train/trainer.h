@@ -149,6 +149,18 @@ enum class Pooling { kImportance, kMean, kMax };
 const char* PoolingName(Pooling p);
 Result<Pooling> ParsePooling(std::string_view s);
 
+// The training objective over (q, i, negatives) with scores s = z_q . z:
+//   kMargin:  mean over negatives n of max(0, s_n - s_i + margin)  (the paper's loss)
+//   kSoftmax: sampled softmax, -log(exp(s_i / tau) / (exp(s_i / tau) + sum_n exp(s_n / tau)))
+// The margin loss stops learning once every negative is `margin` below the positive, so it
+// never learns to order the items that pass (e.g. popular over rare items of the same
+// community); the softmax keeps a gradient on every negative in proportion to its score and
+// so estimates log P(i | q) up to a constant, which is what full-catalogue ranking needs.
+// docs/BENCHMARKS.md ("quality") has the measurements behind the default.
+enum class Loss { kMargin, kSoftmax };
+const char* LossName(Loss l);
+Result<Loss> ParseLoss(std::string_view s);
+
 struct StepStats {
   std::uint32_t epoch = 0;        // 1-based
   std::uint64_t step = 0;         // 0-based within the epoch
@@ -198,13 +210,24 @@ struct TrainOptions {
   std::uint32_t neighbors = 0;       // T used; 0: all of the walk columns' width
   Pooling pooling = Pooling::kImportance;
   std::uint32_t id_embedding_dim = 0;  // learnable per-item ids; 0 = off (stays inductive)
+  // L2-normalise the output z, so scores are cosines: without it the model can grow or
+  // shrink |z| to satisfy the loss instead of learning directions, and training at a higher
+  // learning rate collapses (docs/BENCHMARKS.md).
+  bool normalize = true;
+  // Append the item's standardised log-degree to its features (Train() only: computed from
+  // the store's adjacency). The features alone carry no popularity, and importance pooling
+  // normalises it away, so without it the model cannot rank a popular item above a rare one
+  // with the same content. Inductive: a new item's degree comes from its own edges.
+  bool degree_feature = true;
   // Loss and sampling.
   std::uint32_t batch = 512;         // pairs per minibatch
   std::uint32_t negatives = 500;     // shared per batch; capped at max(1, items / 10)
   bool hard_negatives = true;        // curriculum: epoch n uses min(n-1, max) per pair
   std::uint32_t max_hard_negatives = 6;
   std::uint32_t hard_ppr_walks = 500;   // PPR walks per query for hard negatives (Train())
-  float margin = 0.1f;               // Delta
+  Loss loss = Loss::kSoftmax;
+  float margin = 0.1f;               // Delta (kMargin)
+  float temperature = 0.05f;         // tau (kSoftmax); scores are cosines in [-1, 1]
   // Optimisation.
   std::uint32_t epochs = 10;
   double lr = 1e-3;                  // Adam rate at batch 512; scaled linearly with batch
@@ -261,6 +284,11 @@ struct TrainReport {
 // Everything a run reads. Pointers are borrowed and must outlive the call.
 struct TrainData {
   const FeatureSource* features = nullptr;            // may be null with id embeddings
+  // Structural features appended to `features` (the degree feature); null: none. Its
+  // dim() is ModelConfig::structural_dim and `degree_mean` / `degree_std` the transform it
+  // applied, recorded in the checkpoint so inference repeats it.
+  const FeatureSource* structural = nullptr;
+  float degree_mean = 0, degree_std = 1;
   const NeighborhoodSource* neighborhoods = nullptr;  // required
   std::vector<std::pair<NodeId, NodeId>> train_pairs;
   std::vector<std::pair<NodeId, NodeId>> heldout_pairs;  // never trained on
@@ -300,7 +328,17 @@ struct ModelConfig {
   std::uint32_t feature_dim = 0, id_embedding_dim = 0;
   std::uint64_t num_items = 0;
   Pooling pooling = Pooling::kImportance;
+  bool normalize = false;  // z /= |z| (absent from checkpoints older than the key: false)
+  // Structural input features after the item features: 0, or 1 for the degree feature
+  // (log1p(degree) - degree_mean) / degree_std, degree = the item's number of contexts.
+  std::uint32_t structural_dim = 0;
+  float degree_mean = 0, degree_std = 1;
+  // Width of h^(0): feature_dim + structural_dim + id_embedding_dim.
+  std::uint32_t input_dim() const { return feature_dim + structural_dim + id_embedding_dim; }
 };
+
+// The degree feature of an item with `degree` contexts under `config` (structural_dim 1).
+float DegreeFeature(const ModelConfig& config, std::uint64_t degree);
 
 // A float array of the given row-major shape.
 struct NamedArray {
@@ -308,17 +346,17 @@ struct NamedArray {
   std::vector<float> data;
 };
 
-// The learned parameters, torch-free. Names and shapes (in_k = feature_dim +
-// id_embedding_dim for k = 0, else dim):
+// The learned parameters, torch-free. Names and shapes (in_k = input_dim() for k = 0,
+// else dim):
 //   "layer{k}.Q" [hidden x in_k]  "layer{k}.q" [hidden]
 //   "layer{k}.W" [dim x (in_k + hidden)]  "layer{k}.w" [dim]     for k = 0..layers-1
 //   "G1" [dim x dim]  "g" [dim]  "G2" [dim x dim]
 //   "id_embedding" [num_items x id_embedding_dim]   (only when id_embedding_dim > 0)
-// Forward (docs/pinsage.md, Algorithm 2): h0 = concat(x_u, id_embedding[u]);
+// Forward (docs/pinsage.md, Algorithm 2): h0 = concat(x_u, structural_u, id_embedding[u]);
 //   p_v = ReLU(Q h_v + q); n_u = pool_v(p_v, alpha); h' = ReLU(W concat(h_u, n_u) + w);
-//   h' /= max(||h'||, 1e-12); z = G2 ReLU(G1 h_K + g).  Pooling: importance = sum of
-//   alpha_v p_v over valid v; mean = plain mean over valid v; max = elementwise max over
-//   valid v (0 when u has no neighbour).
+//   h' /= max(||h'||, 1e-12); z = G2 ReLU(G1 h_K + g), then z /= max(||z||, 1e-12) when
+//   config.normalize. Pooling: importance = sum of alpha_v p_v over valid v; mean = plain
+//   mean over valid v; max = elementwise max over valid v (0 when u has no neighbour).
 struct ModelParameters {
   ModelConfig config;
   std::uint32_t epoch = 0;           // epochs completed when saved

@@ -70,6 +70,10 @@ inline GraphData MakeGraph(const GraphSpec& s) {
 
 inline std::string ItemName(std::uint32_t i) { return "item" + std::to_string(i); }
 
+// Item i's number of contexts in the stores WriteStore builds (varied, for the degree
+// feature).
+inline std::uint32_t ItemDegree(std::uint32_t i) { return 1 + i % 3; }
+
 // Ingests items 0..g.items-1 (ids "item<i>", dense id i) with g's features, then writes
 // g's neighbourhoods as walk.* columns.
 inline void WriteStore(const std::string& dir, const GraphData& g, const std::string& tmp,
@@ -81,7 +85,9 @@ inline void WriteStore(const std::string& dir, const GraphData& g, const std::st
     REQUIRE(e != nullptr);
     REQUIRE(f != nullptr);
     for (std::uint32_t i = 0; i < g.items; ++i) {
-      std::fprintf(e, "%s\tctx%u\n", ItemName(i).c_str(), i % 17);
+      for (std::uint32_t j = 0; j < ItemDegree(i); ++j) {
+        std::fprintf(e, "%s\tctx%u\n", ItemName(i).c_str(), (i + 5 * j) % 17);
+      }
       std::fprintf(f, "%s\t", ItemName(i).c_str());
       for (std::uint32_t j = 0; j < g.feature_dim; ++j) {
         std::fprintf(f, "%s%.9g", j ? " " : "", g.features[std::size_t{i} * g.feature_dim + j]);
@@ -121,6 +127,7 @@ inline void WriteStore(const std::string& dir, const GraphData& g, const std::st
 struct ModelSpec {
   std::uint32_t layers = 2, dim = 8, hidden = 12, id_dim = 0;
   train::Pooling pooling = train::Pooling::kImportance;
+  bool degree = false, normalize = false;
   std::uint64_t seed = 3;
 };
 
@@ -136,6 +143,12 @@ inline train::PinSageModel MakeModel(const ModelSpec& s, std::uint32_t items, st
   c.id_embedding_dim = s.id_dim;
   c.num_items = items;
   c.pooling = s.pooling;
+  c.normalize = s.normalize;
+  if (s.degree) {
+    c.structural_dim = 1;
+    c.degree_mean = 0.9f;
+    c.degree_std = 0.4f;
+  }
   at::manual_seed(static_cast<std::int64_t>(s.seed));
   train::PinSageModel model(c);
   return model;
@@ -176,8 +189,16 @@ inline void WriteCheckpoint(const std::string& dir, train::PinSageModelImpl& mod
 // Algorithm 2 in double precision for every item (train::ReferenceEmbed), as floats.
 inline std::vector<double> Reference(train::PinSageModelImpl& model, const GraphData& g,
                                      const std::vector<NodeId>& targets) {
-  at::Tensor r = train::ReferenceEmbed(model, g.features, g.neighbors, g.weights, g.width,
-                                       targets)
+  std::vector<float> input = g.features;
+  if (model.config.structural_dim > 0) {  // the degree feature after each feature row
+    input.clear();
+    for (std::uint32_t i = 0; i < g.items; ++i) {
+      auto row = g.features.begin() + std::size_t{i} * g.feature_dim;
+      input.insert(input.end(), row, row + g.feature_dim);
+      input.push_back(train::DegreeFeature(model.config, ItemDegree(i)));
+    }
+  }
+  at::Tensor r = train::ReferenceEmbed(model, input, g.neighbors, g.weights, g.width, targets)
                      .contiguous();
   return std::vector<double>(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
 }

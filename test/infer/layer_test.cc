@@ -67,6 +67,37 @@ TEST_CASE("layer-by-layer equals Algorithm 2 for every node", "[layer]") {
   }
 }
 
+TEST_CASE("the degree feature and output normalisation match Algorithm 2", "[layer]") {
+  for (bool degree : {false, true}) {
+    for (bool normalize : {false, true}) {
+      DYNAMIC_SECTION("degree=" << degree << " normalize=" << normalize) {
+        ModelSpec ms;
+        ms.degree = degree;
+        ms.normalize = normalize;
+        ms.id_dim = 2;
+        Setup s(GraphSpec{}, ms);
+        auto r = Infer(s.Options());
+        INFO(r.status().ToString());
+        REQUIRE(r.ok());
+        std::uint32_t dim = 0;
+        auto emb = testing::ReadEmbedding(s.dir, &dim);
+        REQUIRE(dim == ms.dim);
+        auto ref = testing::Reference(*s.model, s.g, AllItems(s.g.items));
+        CHECK(MaxAbsDiff(emb, ref) < 1e-5);
+        if (normalize) {
+          for (std::uint32_t i = 0; i < s.g.items; ++i) {
+            double ss = 0;
+            for (std::uint32_t c = 0; c < dim; ++c) {
+              ss += static_cast<double>(emb[i * dim + c]) * emb[i * dim + c];
+            }
+            CHECK(std::abs(std::sqrt(ss) - 1.0) < 1e-5);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("forced partitioning by neighbour range gives the same embeddings", "[layer]") {
   for (train::Pooling pooling :
        {train::Pooling::kImportance, train::Pooling::kMean, train::Pooling::kMax}) {

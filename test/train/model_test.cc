@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <set>
 
 #include "test/train/fixtures.h"
@@ -167,6 +168,12 @@ TEST_CASE("checkpoint blobs round-trip and reject damage", "[model]") {
   ModelConfig m;
   m.feature_dim = 12;
   m.pooling = Pooling::kMax;
+  m.normalize = true;
+  m.structural_dim = 1;
+  m.degree_mean = 2.25f;
+  m.degree_std = 0.625f;
+  o.loss = Loss::kMargin;
+  o.temperature = 0.25f;
   c.meta["config"] = FormatConfig(m, o);
   c.arrays["layer0.Q"] = NamedArray{{2, 3}, {1, 2, 3, 4, 5, 6}};
   c.arrays["adam.m/layer0.Q"] = NamedArray{{2, 3}, {0, 0, 0, 0, 0, 1}};
@@ -180,6 +187,22 @@ TEST_CASE("checkpoint blobs round-trip and reject damage", "[model]") {
   CHECK(params->epoch == 3);
   CHECK(params->config.feature_dim == 12);
   CHECK(params->config.pooling == Pooling::kMax);
+  CHECK(params->config.normalize);
+  CHECK(params->config.structural_dim == 1);
+  CHECK(params->config.degree_mean == 2.25f);
+  CHECK(params->config.degree_std == 0.625f);
+  CHECK(params->config.input_dim() == 13);
+  // The transform inference applies: (log1p(degree) - mean) / std.
+  CHECK(std::abs(DegreeFeature(params->config, 9) - (std::log(10.0) - 2.25) / 0.625) < 1e-5);
+  ModelConfig old;  // a checkpoint written before these keys existed
+  TrainOptions opts;
+  REQUIRE(ParseConfig("layers=2\ndim=8\n", &old, &opts).ok());
+  CHECK_FALSE(old.normalize);
+  CHECK(old.structural_dim == 0);
+  REQUIRE(ParseConfig(FormatConfig(m, o), &old, &opts).ok());
+  CHECK(opts.loss == Loss::kMargin);
+  CHECK(opts.temperature == 0.25f);
+  CHECK(ParseLoss("hinge").status().IsInvalidArgument());
   CHECK(params->arrays.count("layer0.Q") == 1);
   CHECK(params->arrays.count("adam.m/layer0.Q") == 0);
   blob[20] ^= std::byte{1};
