@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -18,6 +19,16 @@ namespace pgraph::storage {
 namespace {
 
 constexpr std::size_t kBlock = 64 << 20;
+
+// Block size: 64 MiB, or PGRAPH_TEST_BLOCK_BYTES (tests use tiny blocks to cross block
+// boundaries with small inputs).
+std::size_t BlockBytes() {
+  if (const char* e = std::getenv("PGRAPH_TEST_BLOCK_BYTES")) {
+    std::size_t n = std::strtoull(e, nullptr, 10);
+    if (n > 0) return n;
+  }
+  return kBlock;
+}
 
 bool EndsWith(const std::string& s, const char* suffix) {
   std::size_t n = std::strlen(suffix);
@@ -56,7 +67,7 @@ class MappedReader : public LineReader {
   }
   Result<std::string_view> Next() override {
     if (pos_ >= size_) return std::string_view();
-    std::size_t end = std::min(size_, pos_ + kBlock);
+    std::size_t end = std::min(size_, pos_ + block_);
     if (end < size_) {
       const void* nl = memchr(data_ + end, '\n', size_ - end);
       end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data_) + 1 : size_;
@@ -80,6 +91,7 @@ class MappedReader : public LineReader {
 
  private:
   const char* data_ = nullptr;
+  std::size_t block_ = BlockBytes();
   std::size_t size_ = 0, pos_ = 0, prev_ = 0, dropped_ = 0;
 };
 
@@ -93,9 +105,9 @@ class StreamReader : public LineReader {
     handed_ = 0;
     while (!eof_) {
       std::size_t old = buf_.size();
-      buf_.resize(old + kBlock);
+      buf_.resize(old + block_);
       Status err;
-      std::size_t n = Read(buf_.data() + old, kBlock, &err);
+      std::size_t n = Read(buf_.data() + old, block_, &err);
       buf_.resize(old + n);
       if (!err.ok()) return err;
       consumed_ += n;
@@ -118,6 +130,7 @@ class StreamReader : public LineReader {
 
  private:
   std::vector<char> buf_;
+  std::size_t block_ = BlockBytes();
   std::size_t handed_ = 0;
   std::uint64_t consumed_ = 0;
   bool eof_ = false;
