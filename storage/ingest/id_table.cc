@@ -162,8 +162,13 @@ void IdTable::InternKeys(std::span<const std::uint64_t> keys, std::string_view t
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kAhead < n) prefetch(k[i + kAhead], hashes[i + kAhead]);
-      out[base + i] = (k[i] & kStringKey) ? InternHashed(hashes[i], true, name(k[i]), 0)
-                                          : InternInt(k[i]);
+      std::uint64_t key = k[i];
+      if (key < direct_.size() && direct_[key] != 0) {  // a known small integer: inline
+        out[base + i] = direct_[key] - 1;
+        continue;
+      }
+      out[base + i] = (key & kStringKey) ? InternHashed(hashes[i], true, name(key), 0)
+                                         : InternInt(key);
     }
   }
 }
