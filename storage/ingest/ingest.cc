@@ -7,7 +7,6 @@
 // tables.
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
-#include <tbb/parallel_sort.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -446,19 +445,38 @@ Status WriteIds(Update* update, const IdTable& ids, const char* bytes_name,
     index[2 * i] = HashId(std::string_view(bytes).substr(start));
     index[2 * i + 1] = i;
   }
-  // Sort (hash, id) pairs as 16-byte records.
+  // Sort (hash, id) pairs as 16-byte records. The hashes are uniform, so one counting-sort
+  // pass on their top bits leaves buckets of about 16 records, each finished by std::sort;
+  // (hash, id) pairs are unique, so this order is the only one.
   struct Rec {
     std::uint64_t h, id;
   };
-  auto* recs = reinterpret_cast<Rec*>(index.data());
-  // (hash, id) pairs are unique, so the parallel sort's order is the only one.
-  tbb::parallel_sort(recs, recs + ids.size(),
-                     [](const Rec& a, const Rec& b) { return a.h != b.h ? a.h < b.h : a.id < b.id; });
+  const auto* recs = reinterpret_cast<const Rec*>(index.data());
+  std::uint64_t n = ids.size();
+  int bits = 1;
+  while (bits < 24 && (std::uint64_t{1} << (bits + 4)) < n) ++bits;
+  std::vector<std::uint64_t> bucket((std::size_t{1} << bits) + 1, 0);
+  for (std::uint64_t i = 0; i < n; ++i) ++bucket[(recs[i].h >> (64 - bits)) + 1];
+  for (std::size_t b = 1; b < bucket.size(); ++b) bucket[b] += bucket[b - 1];
+  std::vector<std::uint64_t> sorted_index(index.size());
+  auto* sorted = reinterpret_cast<Rec*>(sorted_index.data());
+  {
+    std::vector<std::uint64_t> cursor(bucket.begin(), bucket.end() - 1);
+    for (std::uint64_t i = 0; i < n; ++i) sorted[cursor[recs[i].h >> (64 - bits)]++] = recs[i];
+  }
+  index = {};
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, bucket.size() - 1, 1024),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t b = r.begin(); b != r.end(); ++b) {
+      std::sort(sorted + bucket[b], sorted + bucket[b + 1],
+                [](const Rec& x, const Rec& y) { return x.h != y.h ? x.h < y.h : x.id < y.id; });
+    }
+  });
   PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint8_t>(
       update, bytes_name, DType::kU8, 1,
       std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
   PGRAPH_RETURN_IF_ERROR(WriteColumn<std::uint64_t>(update, offsets_name, DType::kU64, 1, offsets));
-  return WriteColumn<std::uint64_t>(update, index_name, DType::kU64, 2, index);
+  return WriteColumn<std::uint64_t>(update, index_name, DType::kU64, 2, sorted_index);
 }
 
 }  // namespace
