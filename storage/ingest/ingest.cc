@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 
 #include "storage/ingest/features.h"
@@ -340,7 +341,11 @@ Csr BuildItemCsr(EdgeList& edges, std::uint64_t items, bool weighted, int parall
       std::uint64_t n = csr.offsets[u + 1] - csr.offsets[u];
       if (n == 0) continue;
       std::uint64_t out = 0;
-      if (!weighted) {
+      // Rows often arrive sorted (input grouped by context): then there is nothing to do.
+      // A weighted row is skipped only without duplicates, so sums keep their order.
+      if (std::adjacent_find(t, t + n, std::greater_equal<NodeId>()) == t + n) {
+        out = n;
+      } else if (!weighted) {
         std::sort(t, t + n);
         out = static_cast<std::uint64_t>(std::unique(t, t + n) - t);
       } else {
