@@ -176,9 +176,21 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
       if (k < t) ++report.short_rows;
       if (graph->ItemDegree(q) == 0) ++report.isolated_items;
       if (!cooccurrence) continue;
-      // Held-out pairs are already absent from N(q); the check below is a second guard.
-      for (std::uint32_t j = 0; j < std::min(k, po.pairs_per_item); ++j) {
-        if (visits[r * t + j] < po.min_visits) break;
+      // pairs_per_item draws from q's visit distribution (with replacement) over the
+      // neighbours visited at least min_visits times: positives in proportion to how
+      // related they are, not only the top few, so the model sees the whole neighbourhood
+      // and learns its order. Held-out pairs are already absent from N(q); is_held is a
+      // second guard.
+      const std::uint32_t* v = visits.data() + r * t;
+      std::uint32_t eligible = 0;
+      std::uint64_t total = 0;
+      while (eligible < k && v[eligible] >= po.min_visits) total += v[eligible++];
+      if (eligible == 0) continue;
+      std::uint64_t state = WalkSeed(wo.seed ^ 0x9A1C5ull, q, 0);
+      for (std::uint32_t d = 0; d < po.pairs_per_item; ++d) {
+        std::uint64_t x = (static_cast<unsigned __int128>(NextRandom(&state)) * total) >> 64;
+        std::uint32_t j = 0;
+        while (x >= v[j]) x -= v[j++];  // visits are sorted descending: short scans
         const NodeId i = nb.neighbors[r * t + j];
         if (!is_held(q, i)) train.emplace_back(q, i);
       }

@@ -221,8 +221,10 @@ struct PairOptions {
   // pairs file) of the items, each held-out item q pairing with an item that shares a context
   // with it. Decided by hash of (seed, pair or item); added to heldout_path's pairs.
   double heldout_fraction = 0.0;
-  std::uint32_t pairs_per_item = 2;  // co-occurrence: (q, i) for the top N(q) entries
-  std::uint32_t min_visits = 2;      // co-occurrence: ... visited at least this often
+  // Co-occurrence: pairs_per_item pairs (q, i) per item q, i drawn with replacement in
+  // proportion to its visit count among the neighbours visited at least min_visits times.
+  std::uint32_t pairs_per_item = 2;
+  std::uint32_t min_visits = 2;
   bool skip_unknown = false;         // drop pairs naming unknown items instead of failing
 };
 

@@ -1,4 +1,7 @@
 // The walk stage: columns written, pairs (labelled, co-occurrence, held out), bad input.
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <random>
 #include <set>
 
@@ -120,6 +123,40 @@ TEST_CASE("walk stage writes neighbourhoods, co-occurrence pairs and params", "[
   REQUIRE(params.ok());
   REQUIRE(params.value().find("\"top_t\": 8") != std::string::npos);
   REQUIRE(t->store->count("walk.top_t") == 8);
+}
+
+TEST_CASE("co-occurrence pairs are drawn in proportion to visits", "[walker]") {
+  auto t = StoreFromEdges(CommunityEdges(2, 30, 10, 5, 3));
+  WalkStageOptions o;
+  o.walk.top_t = 6;
+  o.walk.walks_per_node = 200;
+  o.pairs.pairs_per_item = 2000;
+  o.pairs.min_visits = 1;  // every stored neighbour is eligible: frequencies = weights
+  auto r = RunWalkStage(t->store.get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  StoredNeighborhoods nb = ReadNeighborhoods(*t->store);
+  auto train = ReadPairsColumn(*t->store, storage::columns::kTrainPairs);
+  std::map<Pair, int> seen;
+  std::map<NodeId, int> per_q;
+  for (auto p : train) {
+    ++seen[p];
+    ++per_q[p.first];
+  }
+  int checked = 0;
+  for (NodeId q = 0; q < t->graph->num_items(); q += 7) {
+    if (nb.counts[q] == 0) continue;
+    REQUIRE(per_q[q] == 2000);
+    double worst = 0;
+    for (std::uint32_t j = 0; j < nb.counts[q]; ++j) {
+      const double freq = seen[{q, nb.nbrs[q * nb.t + j]}] / 2000.0;
+      worst = std::max(worst, std::abs(freq - nb.weights[q * nb.t + j]));
+    }
+    INFO("item " << q);
+    CHECK(worst < 0.05);  // ~4.5 standard deviations of a frequency over 2000 draws
+    ++checked;
+  }
+  REQUIRE(checked > 3);
 }
 
 TEST_CASE("walk stage with labelled and held-out pair files", "[walker]") {
