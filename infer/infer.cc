@@ -207,6 +207,7 @@ class Runner {
   at::Device device_{at::kCPU};
   std::vector<LayerWeights> layers_;
   at::Tensor G1t_, g_, G2t_;
+  std::vector<float> scale_w_;  // magnitude: scale.W then scale.b (empty when off)
   std::vector<float> scratch_;
   SegmentedColumn prev_h_;  // h^(k-1) for k > 1, opened per stage
 };
@@ -304,6 +305,11 @@ Status Runner::Setup() {
   G1t_ = model_.model->G1->weight.detach().t().contiguous().to(device_);
   g_ = model_.model->G1->bias.detach().to(device_);
   G2t_ = model_.model->G2->weight.detach().t().contiguous().to(device_);
+  if (model_.model->scale) {
+    at::Tensor w = model_.model->scale->weight.detach().to(at::kCPU).contiguous();
+    scale_w_.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
+    scale_w_.push_back(model_.model->scale->bias.detach().to(at::kCPU).item<float>());
+  }
 
   block_cap_ = opt_.block_rows > 0 ? opt_.block_rows : kDefaultBlockRows;
   auto version = [](const storage::Column* c) { return c ? c->info().version : 0; };
@@ -635,6 +641,14 @@ Status Runner::RunHead() {
     Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
     Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
     if (model_.config.normalize) NormalizeRows(zbuf.data(), nb, d_);
+    if (!scale_w_.empty()) {  // the learned length, from h_K
+      for (std::uint64_t r = 0; r < nb; ++r) {
+        double a = scale_w_[d_];
+        for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
+        const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
+        for (std::uint64_t c = 0; c < d_; ++c) zbuf[r * d_ + c] *= len;
+      }
+    }
     if (f16) {
       for (std::uint64_t i = 0; i < nb * d_; ++i) half[i] = storage::FloatToHalf(zbuf[i]);
       PGRAPH_RETURN_IF_ERROR(w->AppendValues<std::uint16_t>(std::span(half).first(nb * d_)));

@@ -53,7 +53,7 @@ class PprScorer final : public Scorer {
 
 struct EvalArgs {
   std::string store, pairs, test;
-  std::string ks, methods = "pinsage", column, similarity = "cosine", aggregate = "mean";
+  std::string ks, methods = "pinsage", column, similarity, aggregate = "mean";
   std::uint64_t candidates = 0, sampled_negatives = 0;
   bool knn_weights = false, keep_seen = false;
   walker::PprOptions ppr;
@@ -81,8 +81,14 @@ Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string&
                                            const storage::Store& store,
                                            const storage::Graph& graph) {
   PGRAPH_ASSIGN_OR_RETURN(Aggregation agg, ParseAggregation(a.aggregate));
-  PGRAPH_ASSIGN_OR_RETURN(Similarity sim, ParseSimilarity(a.similarity));
-  if (method == "pinsage" || method == "embedding") {
+  // By default each method scores as it is meant to be used: embeddings by inner product
+  // (what the model was trained on and what `pgraph query` ranks by: an embedding's length
+  // carries a learned prior), raw features by cosine.
+  const bool embedding = method == "pinsage" || method == "embedding";
+  PGRAPH_ASSIGN_OR_RETURN(
+      Similarity sim,
+      ParseSimilarity(!a.similarity.empty() ? a.similarity : embedding ? "dot" : "cosine"));
+  if (embedding) {
     return MakeColumnScorer(store, a.column.empty() ? storage::columns::kEmbedding : a.column, sim,
                             agg);
   }
@@ -128,7 +134,8 @@ std::function<Status()> Setup(CLI::App* app) {
                   "Same as --candidates (e.g. 99: the leave-one-out HR@10/NDCG@10 protocol)");
   app->add_option("--column", a->column, "Embedding column for pinsage (default embedding)");
   app->add_option("--similarity", a->similarity,
-                  "cosine (default) or dot, for pinsage and features");
+                  "cosine or dot (default: dot for pinsage, as the model scores; cosine for "
+                  "features)");
   app->add_option("--aggregate", a->aggregate,
                   "--test: how a context's items make its query, mean (default) or max");
   app->add_flag("--knn-weights", a->knn_weights, "itemknn: use edge weights (default binary)");
@@ -166,7 +173,7 @@ std::function<Status()> Setup(CLI::App* app) {
     const std::vector<std::string> methods = SplitList(a->methods);
     if (methods.empty()) return Status::InvalidArgument("--method is empty");
     PGRAPH_RETURN_IF_ERROR(ParseAggregation(a->aggregate).status());
-    PGRAPH_RETURN_IF_ERROR(ParseSimilarity(a->similarity).status());
+    if (!a->similarity.empty()) PGRAPH_RETURN_IF_ERROR(ParseSimilarity(a->similarity).status());
     ConfigureThreads(a->threads);
 
     storage::StoreOptions so;

@@ -33,7 +33,8 @@ extern "C" void OnInterrupt(int) {
 struct TrainFlags {
   train::TrainOptions opts;
   std::string pooling = "importance", hard = "on", memory_budget = "512M", log_json;
-  std::string loss = "softmax", degree = "on", normalize = "on";
+  std::string loss = "softmax", degree = "on", normalize = "on", magnitude = "on",
+              in_batch = "off";
   bool no_pipeline = false, quiet = false;
 };
 
@@ -52,8 +53,14 @@ Status RunTrain(TrainFlags& f) {
   }
   o.hard_negatives = f.hard == "on";
   PGRAPH_ASSIGN_OR_RETURN(o.loss, train::ParseLoss(f.loss));
+  if ((o.hard_rank_lo != 0 || o.hard_rank_hi != 0) && o.hard_rank_hi <= o.hard_rank_lo) {
+    return Status::InvalidArgument("--hard-rank-hi must be greater than --hard-rank-lo");
+  }
   for (auto [flag, value, out] : {std::tuple{"--degree-feature", &f.degree, &o.degree_feature},
-                                  std::tuple{"--normalize", &f.normalize, &o.normalize}}) {
+                                  std::tuple{"--normalize", &f.normalize, &o.normalize},
+                                  std::tuple{"--magnitude", &f.magnitude, &o.magnitude},
+                                  std::tuple{"--in-batch-negatives", &f.in_batch,
+                                             &o.in_batch_negatives}}) {
     if (*value != "on" && *value != "off") {
       return Status::InvalidArgument(std::string(flag) + " must be on or off");
     }
@@ -180,6 +187,10 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_option("--hard-negatives", f->hard,
                   "on | off: PPR hard negatives, n-1 per pair in epoch n (curriculum)");
   app->add_option("--max-hard-negatives", o.max_hard_negatives, "Cap of the curriculum");
+  app->add_option("--hard-rank-lo", o.hard_rank_lo,
+                  "Hard negatives come from PPR ranks [lo, hi) of the query; 0 = scaled to "
+                  "the catalogue");
+  app->add_option("--hard-rank-hi", o.hard_rank_hi, "End of that rank window; 0 = scaled");
   app->add_option("--lr", o.lr, "Adam learning rate at batch 512 (scaled linearly with batch)");
   app->add_option("--lr-decay", o.lr_decay, "Learning-rate factor per epoch after warm-up");
   app->add_option("--clip-grad-norm", o.clip_grad_norm, "Clip the gradient norm (0 = off)");
@@ -190,6 +201,11 @@ std::function<Status()> SetupTrain(CLI::App* app) {
                   "Softmax temperature tau (--loss softmax; scores are cosines)");
   app->add_option("--normalize", f->normalize,
                   "on | off: L2-normalise the output embeddings (scores are cosines)");
+  app->add_option("--magnitude", f->magnitude,
+                  "on | off: with --normalize, a learned length per item (a prior such as "
+                  "popularity in inner products)");
+  app->add_option("--in-batch-negatives", f->in_batch,
+                  "on | off: the batch's other positives are negatives too");
   app->add_option("--degree-feature", f->degree,
                   "on | off: append the item's standardised log-degree to its features");
   app->add_option("--threads", o.threads, "Threads (TBB producers, torch); 0 = all cores");

@@ -44,7 +44,8 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--heldout-fraction", p.heldout_fraction,
                   "Also hold out this share of the pairs (or items, without --pairs), [0, 1)");
   app->add_option("--pairs-per-item", p.pairs_per_item,
-                  "Co-occurrence pairs per item, drawn in proportion to visits (default 2)");
+                  "Co-occurrence pairs per item, drawn in proportion to visits (default 0: "
+                  "edges / items, clamped to [2, 10])");
   app->add_option("--min-visits", p.min_visits,
                   "Co-occurrence pairs need at least this many visits (default 2)");
   app->add_flag("--skip-unknown", p.skip_unknown, "Drop pairs naming unknown items (counted)");

@@ -144,11 +144,13 @@ std::string FormatConfig(const ModelConfig& m, const TrainOptions& o) {
     << "num_items=" << m.num_items << "\n"
     << "pooling=" << PoolingName(m.pooling) << "\n"
     << "normalize=" << (m.normalize ? 1 : 0) << "\n"
+    << "magnitude=" << (m.magnitude ? 1 : 0) << "\n"
     << "structural_dim=" << m.structural_dim << "\n"
     << "degree_mean=" << m.degree_mean << "\n"
     << "degree_std=" << m.degree_std << "\n"
     << "loss=" << LossName(o.loss) << "\n"
     << "temperature=" << o.temperature << "\n"
+    << "in_batch_negatives=" << (o.in_batch_negatives ? 1 : 0) << "\n"
     << "batch=" << o.batch << "\n"
     << "negatives=" << o.negatives << "\n"
     << "hard_negatives=" << (o.hard_negatives ? 1 : 0) << "\n"
@@ -204,11 +206,17 @@ Status ParseConfig(const std::string& text, ModelConfig* m, TrainOptions* o) {
     } else if (key == "normalize") {
       PGRAPH_RETURN_IF_ERROR(u64(&flag));
       m->normalize = flag != 0;
+    } else if (key == "magnitude") {
+      PGRAPH_RETURN_IF_ERROR(u64(&flag));
+      m->magnitude = flag != 0;
     } else if (key == "structural_dim") PGRAPH_RETURN_IF_ERROR(u64(&m->structural_dim));
     else if (key == "degree_mean") PGRAPH_RETURN_IF_ERROR(dbl(&m->degree_mean));
     else if (key == "degree_std") PGRAPH_RETURN_IF_ERROR(dbl(&m->degree_std));
     else if (key == "loss") {
       PGRAPH_ASSIGN_OR_RETURN(o->loss, ParseLoss(val));
+    } else if (key == "in_batch_negatives") {
+      PGRAPH_RETURN_IF_ERROR(u64(&flag));
+      o->in_batch_negatives = flag != 0;
     } else if (key == "temperature") PGRAPH_RETURN_IF_ERROR(dbl(&o->temperature));
     else if (key == "batch") PGRAPH_RETURN_IF_ERROR(u64(&o->batch));
     else if (key == "negatives") PGRAPH_RETURN_IF_ERROR(u64(&o->negatives));

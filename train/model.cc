@@ -99,6 +99,9 @@ PinSageModelImpl::PinSageModelImpl(const ModelConfig& c) : config(c) {
   G1 = register_module("G1", torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.dim)));
   G2 = register_module("G2",
                        torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.dim).bias(false)));
+  if (c.magnitude) {
+    scale = register_module("scale", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 1)));
+  }
 }
 
 at::Tensor PinSageModelImpl::Input(const at::Tensor& features, const at::Tensor& nodes) {
@@ -111,6 +114,7 @@ at::Tensor PinSageModelImpl::Input(const at::Tensor& features, const at::Tensor&
 at::Tensor PinSageModelImpl::Head(const at::Tensor& h) {
   at::Tensor z = G2->forward(at::relu(G1->forward(h)));
   if (config.normalize) z = z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  if (scale) z = z * (2.0 * at::sigmoid(scale->forward(h)));
   return z;
 }
 
@@ -164,6 +168,10 @@ std::vector<std::pair<std::string, at::Tensor>> PublicParameters(PinSageModelImp
   out.emplace_back("g", m.G1->bias);
   out.emplace_back("G2", m.G2->weight);
   if (m.id_embedding) out.emplace_back("id_embedding", m.id_embedding->weight);
+  if (m.scale) {
+    out.emplace_back("scale.W", m.scale->weight);
+    out.emplace_back("scale.b", m.scale->bias);
+  }
   return out;
 }
 
@@ -243,6 +251,10 @@ at::Tensor ReferenceEmbed(PinSageModelImpl& model, std::span<const float> featur
   at::Tensor ht = h.index_select(0, at::tensor(idx, at::TensorOptions().dtype(at::kLong)));
   at::Tensor z = at::relu(ht.mm(G1.t()) + g).mm(G2.t());
   if (c.normalize) z = z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  if (model.scale) {
+    at::Tensor sw = model.scale->weight.to(at::kDouble), sb = model.scale->bias.to(at::kDouble);
+    z = z * (2.0 * at::sigmoid(ht.mm(sw.t()) + sb));
+  }
   return z;
 }
 

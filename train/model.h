@@ -77,7 +77,8 @@ class PinSageModelImpl : public torch::nn::Module {
   at::Tensor forward(const BatchTensors& batch);
   // h^(0) rows for global ids `nodes` with their features: concat(x, id_embedding).
   at::Tensor Input(const at::Tensor& features, const at::Tensor& nodes);
-  // z = G2 ReLU(G1 h + g), L2-normalised when config.normalize.
+  // z = G2 ReLU(G1 h + g), L2-normalised when config.normalize, then scaled by
+  // 2 sigmoid(scale(h)) when config.magnitude.
   at::Tensor Head(const at::Tensor& h);
   // FLOPs of one forward pass over `batch` (multiply-adds count 2).
   double ForwardFlops(const MiniBatch& batch) const;
@@ -87,6 +88,7 @@ class PinSageModelImpl : public torch::nn::Module {
   ModelConfig config;
   std::vector<Convolve> convs;
   torch::nn::Linear G1{nullptr}, G2{nullptr};
+  torch::nn::Linear scale{nullptr};  // config.magnitude only
   torch::nn::Embedding id_embedding{nullptr};
 };
 TORCH_MODULE(PinSageModel);

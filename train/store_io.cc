@@ -166,9 +166,11 @@ Result<std::vector<std::pair<NodeId, NodeId>>> ReadPairs(const storage::Column* 
 // ranks in walker::DefaultHardNegativeWindow.
 class WalkerHardNegatives final : public HardNegativeSampler {
  public:
-  WalkerHardNegatives(std::unique_ptr<walker::WalkGraph> graph, std::uint32_t walks)
+  WalkerHardNegatives(std::unique_ptr<walker::WalkGraph> graph, std::uint32_t walks,
+                      walker::RankWindow window)
       : graph_(std::move(graph)) {
     options_.ppr.walks = walks;
+    options_.window = window;
   }
   Status Sample(NodeId q, std::uint32_t count, std::uint64_t seed,
                 std::vector<NodeId>* out) const override {
@@ -238,7 +240,9 @@ Result<TrainReport> Train(const TrainOptions& options) {
     auto graph = walker::WalkGraph::Open(*store);
     if (graph.ok()) {  // else: the PPR sampler on walk.* (TrainOnData's default)
       hard = std::make_unique<WalkerHardNegatives>(std::move(graph).value(),
-                                                   options.hard_ppr_walks);
+                                                   options.hard_ppr_walks,
+                                                   walker::RankWindow{options.hard_rank_lo,
+                                                                      options.hard_rank_hi});
       data.hard = hard.get();
     }
   }

@@ -182,6 +182,7 @@ class Trainer {
         opt_.pooling = mc.pooling;
         opt_.id_embedding_dim = mc.id_embedding_dim;
         opt_.normalize = mc.normalize;
+        opt_.magnitude = mc.magnitude;
         opt_.degree_feature = mc.structural_dim > 0;
         resumed_structural_dim = mc.structural_dim;
         const std::uint32_t have_dim = data_.features ? data_.features->dim() : 0;
@@ -274,6 +275,7 @@ class Trainer {
     model_config_.num_items = n;
     model_config_.pooling = opt_.pooling;
     model_config_.normalize = opt_.normalize;
+    model_config_.magnitude = opt_.normalize && opt_.magnitude;
     model_config_.structural_dim = structural_dim;
     if (structural_dim > 0) {
       model_config_.degree_mean = data_.degree_mean;
@@ -370,6 +372,14 @@ class Trainer {
       at::Tensor zi = z.index_select(0, t.positive);
       at::Tensor pos = (zq * zi).sum(1, /*keepdim=*/true);             // [B x 1]
       at::Tensor neg = zq.mm(z.index_select(0, t.negative).t());       // [B x N]
+      if (opt_.in_batch_negatives && zi.size(0) > 1) {
+        // The other pairs' positives; a pair's own positive is masked out (-inf for the
+        // softmax, no hinge for the margin loss).
+        at::Tensor others = zq.mm(zi.t());
+        at::Tensor own = at::eye(others.size(0), others.options().dtype(at::kBool));
+        others = others.masked_fill(own, -std::numeric_limits<float>::infinity());
+        neg = at::cat({neg, others}, 1);
+      }
       if (t.hard_per_pair > 0) {
         const std::int64_t B = zq.size(0);
         at::Tensor zh = z.index_select(0, t.hard).view({B, t.hard_per_pair, z.size(1)});

@@ -214,6 +214,17 @@ struct TrainOptions {
   // shrink |z| to satisfy the loss instead of learning directions, and training at a higher
   // learning rate collapses (docs/BENCHMARKS.md).
   bool normalize = true;
+  // With normalize: scale each unit-length z by a learned length in (0, 2), a sigmoid of the
+  // item's last-layer vector. Cosines are symmetric, so they rank a query's neighbours by
+  // how alike the two are (a rare item's nearest items are other rare items), never by how
+  // likely each is; a length lets inner products carry that prior (popularity, quality)
+  // while directions carry similarity. A query's own length does not change its ranking.
+  bool magnitude = true;
+  // Add the batch's positives to every query's negatives (mixed negative sampling, Yi et
+  // al. 2020). Off by default: they are drawn as often as items are engaged with, so the
+  // softmax learns to discount popularity, which costs hit-rate in full-catalogue ranking
+  // (docs/BENCHMARKS.md, "quality").
+  bool in_batch_negatives = false;
   // Append the item's standardised log-degree to its features (Train() only: computed from
   // the store's adjacency). The features alone carry no popularity, and importance pooling
   // normalises it away, so without it the model cannot rank a popular item above a rare one
@@ -225,6 +236,9 @@ struct TrainOptions {
   bool hard_negatives = true;        // curriculum: epoch n uses min(n-1, max) per pair
   std::uint32_t max_hard_negatives = 6;
   std::uint32_t hard_ppr_walks = 500;   // PPR walks per query for hard negatives (Train())
+  // PPR rank window [lo, hi) the hard negatives come from (Train()); 0, 0: scaled to the
+  // catalogue (walker::DefaultHardNegativeWindow).
+  std::uint32_t hard_rank_lo = 0, hard_rank_hi = 0;
   Loss loss = Loss::kSoftmax;
   float margin = 0.1f;               // Delta (kMargin)
   float temperature = 0.05f;         // tau (kSoftmax); scores are cosines in [-1, 1]
@@ -329,6 +343,7 @@ struct ModelConfig {
   std::uint64_t num_items = 0;
   Pooling pooling = Pooling::kImportance;
   bool normalize = false;  // z /= |z| (absent from checkpoints older than the key: false)
+  bool magnitude = false;  // then z *= 2 sigmoid(scale.W h_K + scale.b) (TrainOptions)
   // Structural input features after the item features: 0, or 1 for the degree feature
   // (log1p(degree) - degree_mean) / degree_std, degree = the item's number of contexts.
   std::uint32_t structural_dim = 0;
@@ -352,10 +367,11 @@ struct NamedArray {
 //   "layer{k}.W" [dim x (in_k + hidden)]  "layer{k}.w" [dim]     for k = 0..layers-1
 //   "G1" [dim x dim]  "g" [dim]  "G2" [dim x dim]
 //   "id_embedding" [num_items x id_embedding_dim]   (only when id_embedding_dim > 0)
+//   "scale.W" [1 x dim]  "scale.b" [1]               (only when magnitude)
 // Forward (docs/pinsage.md, Algorithm 2): h0 = concat(x_u, structural_u, id_embedding[u]);
 //   p_v = ReLU(Q h_v + q); n_u = pool_v(p_v, alpha); h' = ReLU(W concat(h_u, n_u) + w);
 //   h' /= max(||h'||, 1e-12); z = G2 ReLU(G1 h_K + g), then z /= max(||z||, 1e-12) when
-//   config.normalize. Pooling: importance = sum of alpha_v p_v over valid v; mean = plain
+//   config.normalize, then z *= 2 sigmoid(scale.W h_K + scale.b) when config.magnitude. Pooling: importance = sum of alpha_v p_v over valid v; mean = plain
 //   mean over valid v; max = elementwise max over valid v (0 when u has no neighbour).
 struct ModelParameters {
   ModelConfig config;

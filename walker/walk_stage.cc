@@ -66,6 +66,11 @@ Status AppendPairs(storage::Update* u, const char* name, const std::vector<Pair>
 
 }  // namespace
 
+std::uint32_t DefaultPairsPerItem(std::uint64_t items, std::uint64_t edges) {
+  const std::uint64_t per_item = items ? (edges + items / 2) / items : 0;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(per_item, 2, 10));
+}
+
 std::string WalkParamsJson(const WalkOptions& o, const PairOptions& p) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -83,7 +88,7 @@ std::string WalkParamsJson(const WalkOptions& o, const PairOptions& p) {
 Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& options) {
   const auto t0 = Clock::now();
   WalkOptions wo = options.walk;
-  const PairOptions& po = options.pairs;
+  PairOptions po = options.pairs;
   PGRAPH_RETURN_IF_ERROR(ValidateWalkOptions(wo));
   if (!(po.heldout_fraction >= 0.0 && po.heldout_fraction < 1.0)) {
     return Status::InvalidArgument("--heldout-fraction must be in [0, 1) (got " +
@@ -95,6 +100,7 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   }
   PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<WalkGraph> graph, WalkGraph::Open(*store));
   const std::uint64_t n = graph->num_items();
+  if (po.pairs_per_item == 0) po.pairs_per_item = DefaultPairsPerItem(n, store->num_edges());
   ViewAdjacency adj(*graph);
   WalkReport report;
   report.items = n;

@@ -223,10 +223,16 @@ struct PairOptions {
   double heldout_fraction = 0.0;
   // Co-occurrence: pairs_per_item pairs (q, i) per item q, i drawn with replacement in
   // proportion to its visit count among the neighbours visited at least min_visits times.
-  std::uint32_t pairs_per_item = 2;
+  // 0: DefaultPairsPerItem. Training sees each pair once per epoch, so the count sets how
+  // much an epoch teaches: on Last.fm (4.5k items, 42k edges) 2 per item reached recall@20
+  // 0.06 in 5 epochs, 9 per item 0.16-0.19 (docs/BENCHMARKS.md, "quality").
+  std::uint32_t pairs_per_item = 0;
   std::uint32_t min_visits = 2;
   bool skip_unknown = false;         // drop pairs naming unknown items instead of failing
 };
+
+// About one pair per edge: edges / items rounded, clamped to [2, 10].
+std::uint32_t DefaultPairsPerItem(std::uint64_t items, std::uint64_t edges);
 
 struct WalkStageOptions {
   WalkOptions walk;                  // `exclude` is filled by RunWalkStage

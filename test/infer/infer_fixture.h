@@ -127,7 +127,7 @@ inline void WriteStore(const std::string& dir, const GraphData& g, const std::st
 struct ModelSpec {
   std::uint32_t layers = 2, dim = 8, hidden = 12, id_dim = 0;
   train::Pooling pooling = train::Pooling::kImportance;
-  bool degree = false, normalize = false;
+  bool degree = false, normalize = false, magnitude = false;
   std::uint64_t seed = 3;
 };
 
@@ -144,6 +144,7 @@ inline train::PinSageModel MakeModel(const ModelSpec& s, std::uint32_t items, st
   c.num_items = items;
   c.pooling = s.pooling;
   c.normalize = s.normalize;
+  c.magnitude = s.magnitude;
   if (s.degree) {
     c.structural_dim = 1;
     c.degree_mean = 0.9f;

@@ -3,6 +3,7 @@
 // forced, on a sample of a larger graph, and the float32 naive path; float16 output.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "infer/infer.h"
@@ -67,13 +68,15 @@ TEST_CASE("layer-by-layer equals Algorithm 2 for every node", "[layer]") {
   }
 }
 
-TEST_CASE("the degree feature and output normalisation match Algorithm 2", "[layer]") {
+TEST_CASE("the degree feature, normalisation and magnitude match Algorithm 2", "[layer]") {
   for (bool degree : {false, true}) {
-    for (bool normalize : {false, true}) {
-      DYNAMIC_SECTION("degree=" << degree << " normalize=" << normalize) {
+    for (int head : {0, 1, 2}) {  // plain, normalised, normalised with a learned length
+      const bool normalize = head >= 1;
+      DYNAMIC_SECTION("degree=" << degree << " head=" << head) {
         ModelSpec ms;
         ms.degree = degree;
         ms.normalize = normalize;
+        ms.magnitude = head == 2;
         ms.id_dim = 2;
         Setup s(GraphSpec{}, ms);
         auto r = Infer(s.Options());
@@ -84,14 +87,23 @@ TEST_CASE("the degree feature and output normalisation match Algorithm 2", "[lay
         REQUIRE(dim == ms.dim);
         auto ref = testing::Reference(*s.model, s.g, AllItems(s.g.items));
         CHECK(MaxAbsDiff(emb, ref) < 1e-5);
-        if (normalize) {
-          for (std::uint32_t i = 0; i < s.g.items; ++i) {
-            double ss = 0;
-            for (std::uint32_t c = 0; c < dim; ++c) {
-              ss += static_cast<double>(emb[i * dim + c]) * emb[i * dim + c];
-            }
-            CHECK(std::abs(std::sqrt(ss) - 1.0) < 1e-5);
+        // Unit length when normalised; with magnitude, per-item lengths in (0, 2).
+        double shortest = 1e9, longest = 0;
+        for (std::uint32_t i = 0; i < s.g.items; ++i) {
+          double ss = 0;
+          for (std::uint32_t c = 0; c < dim; ++c) {
+            ss += static_cast<double>(emb[i * dim + c]) * emb[i * dim + c];
           }
+          shortest = std::min(shortest, std::sqrt(ss));
+          longest = std::max(longest, std::sqrt(ss));
+        }
+        if (head == 1) {
+          CHECK(std::abs(shortest - 1.0) < 1e-5);
+          CHECK(std::abs(longest - 1.0) < 1e-5);
+        } else if (head == 2) {
+          CHECK(shortest > 0.0);
+          CHECK(longest < 2.0);
+          CHECK(longest - shortest > 1e-3);
         }
       }
     }

@@ -169,11 +169,13 @@ TEST_CASE("checkpoint blobs round-trip and reject damage", "[model]") {
   m.feature_dim = 12;
   m.pooling = Pooling::kMax;
   m.normalize = true;
+  m.magnitude = true;
   m.structural_dim = 1;
   m.degree_mean = 2.25f;
   m.degree_std = 0.625f;
   o.loss = Loss::kMargin;
   o.temperature = 0.25f;
+  o.in_batch_negatives = true;
   c.meta["config"] = FormatConfig(m, o);
   c.arrays["layer0.Q"] = NamedArray{{2, 3}, {1, 2, 3, 4, 5, 6}};
   c.arrays["adam.m/layer0.Q"] = NamedArray{{2, 3}, {0, 0, 0, 0, 0, 1}};
@@ -188,6 +190,7 @@ TEST_CASE("checkpoint blobs round-trip and reject damage", "[model]") {
   CHECK(params->config.feature_dim == 12);
   CHECK(params->config.pooling == Pooling::kMax);
   CHECK(params->config.normalize);
+  CHECK(params->config.magnitude);
   CHECK(params->config.structural_dim == 1);
   CHECK(params->config.degree_mean == 2.25f);
   CHECK(params->config.degree_std == 0.625f);
@@ -202,6 +205,7 @@ TEST_CASE("checkpoint blobs round-trip and reject damage", "[model]") {
   REQUIRE(ParseConfig(FormatConfig(m, o), &old, &opts).ok());
   CHECK(opts.loss == Loss::kMargin);
   CHECK(opts.temperature == 0.25f);
+  CHECK(opts.in_batch_negatives);
   CHECK(ParseLoss("hinge").status().IsInvalidArgument());
   CHECK(params->arrays.count("layer0.Q") == 1);
   CHECK(params->arrays.count("adam.m/layer0.Q") == 0);

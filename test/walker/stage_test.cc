@@ -159,6 +159,27 @@ TEST_CASE("co-occurrence pairs are drawn in proportion to visits", "[walker]") {
   REQUIRE(checked > 3);
 }
 
+TEST_CASE("co-occurrence pairs per item default to about one per edge", "[walker]") {
+  REQUIRE(DefaultPairsPerItem(4476, 42135) == 9);  // Last.fm
+  REQUIRE(DefaultPairsPerItem(1000, 1000) == 2);    // at least 2
+  REQUIRE(DefaultPairsPerItem(1000, 1'000'000) == 10);
+  REQUIRE(DefaultPairsPerItem(0, 0) == 2);
+  auto t = StoreFromEdges(CommunityEdges(2, 20, 5, 8, 4));
+  WalkStageOptions o;
+  o.walk.top_t = 6;
+  o.walk.walks_per_node = 100;
+  auto r = RunWalkStage(t->store.get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  const std::uint32_t per_item = DefaultPairsPerItem(t->graph->num_items(), t->graph->num_edges());
+  auto params = t->store->GetMeta(kWalkParamsMeta);
+  REQUIRE(params.ok());
+  CHECK(params.value().find("\"pairs_per_item\": " + std::to_string(per_item)) !=
+        std::string::npos);
+  CHECK(r.value().train_pairs <= per_item * t->graph->num_items());
+  CHECK(r.value().train_pairs > (per_item - 1) * t->graph->num_items());
+}
+
 TEST_CASE("walk stage with labelled and held-out pair files", "[walker]") {
   auto t = StoreFromEdges(CommunityEdges(2, 30, 15, 5, 2));
   test::TempDir tmp;
