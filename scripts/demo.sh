@@ -22,7 +22,9 @@ step "2. ingest: edges + features -> store $STORE"
 
 if have walk; then
   step "3. walk: importance neighbourhoods and training pairs (held-out truth excluded)"
-  "$PGRAPH" walk --store "$STORE" --heldout "$WORK/data/truth.tsv"
+  # 2 co-occurrence pairs per item (the default would be 10 here, edges / items): 100k pairs
+  # per epoch keep the demo's training near a minute per epoch on 2 cores.
+  "$PGRAPH" walk --store "$STORE" --heldout "$WORK/data/truth.tsv" --pairs-per-item 2
 else
   step "3. walk: not built yet in this version (see docs/ROADMAP.md)"
 fi
