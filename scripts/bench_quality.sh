@@ -56,6 +56,8 @@ pipeline() {
   shift 3
   local ingest_flags=()
   [[ -n $features ]] && ingest_flags=(--features "$features")
+  # generate writes features for items whose only edges were held out (cold-start items)
+  [[ $set == generated ]] && ingest_flags+=(--isolated-items)
   step "$set: ingest"
   "$PGRAPH" ingest --quiet --overwrite --threads "$THREADS" --store "$store" \
     --edges "$dir/edges.tsv" "${ingest_flags[@]}" >&2
