@@ -8,7 +8,9 @@
 #   DATA=../shared/data            where movielens-100k/ and lastfm-lightgcn/ live
 #   SETS="movielens lastfm generated"   which sets to run
 #   METHODS="pinsage features ppr itemknn popularity"
-#   TRAIN_FLAGS / TRAIN_FLAGS_<SET>  extra `pgraph train` flags (all sets / one set)
+#   TRAIN_FLAGS / TRAIN_FLAGS_<SET>  extra `pgraph train` flags (all sets / one set); movielens
+#                                    and lastfm have per-set defaults (below): a flag given in
+#                                    both is an error, so set TRAIN_FLAGS_<SET> to replace them
 #   WALK_FLAGS                       extra `pgraph walk` flags
 #   GEN_ITEMS=100000 GEN_CONTEXTS=100000 GEN_EDGES=2000000   the generated graph
 #   MAX_QUERIES=2000                 queries evaluated on the generated graph
@@ -87,6 +89,9 @@ for set in $SETS; do
       # Training pairs: consecutive interactions of each user; the held-out pairs (whose
       # held-out edges are not in the store) must not be connected by the walks either.
       d="$WORK/movielens/data"
+      # The best measured MovieLens configuration (docs/BENCHMARKS.md); TRAIN_FLAGS_MOVIELENS
+      # overrides it.
+      TRAIN_FLAGS_MOVIELENS=${TRAIN_FLAGS_MOVIELENS:---epochs 5 --id-embedding-dim 64 --dim 128 --hidden 256}
       pipeline movielens "$d" "$d/features.tsv" --pairs "$d/train_pairs.tsv" \
         --heldout "$d/pairs.tsv" --skip-unknown
       store="$WORK/movielens/store"
@@ -100,8 +105,9 @@ for set in $SETS; do
       [[ -f $src/data1.txt ]] || { step "lastfm: $src missing, skipped"; continue; }
       "$PGRAPH" convert --format lastfm-lightgcn --in "$src" --out "$WORK/lastfm/data" --json >&2
       # No timestamps, so no labelled pairs: co-occurrence pairs from the walks. No item
-      # features: set TRAIN_FLAGS_LASTFM (default: learnable id embeddings).
-      TRAIN_FLAGS_LASTFM=${TRAIN_FLAGS_LASTFM:---id-embedding-dim 64}
+      # features: set TRAIN_FLAGS_LASTFM (default: learnable id embeddings, and no learned
+      # length: popularity says little here, docs/BENCHMARKS.md).
+      TRAIN_FLAGS_LASTFM=${TRAIN_FLAGS_LASTFM:---id-embedding-dim 64 --epochs 5 --magnitude off}
       pipeline lastfm "$WORK/lastfm/data" ""
       run_eval lastfm "test full" "$WORK/lastfm/store" --test "$WORK/lastfm/data/test.tsv" --k 20
       ;;
