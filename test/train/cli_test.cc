@@ -54,7 +54,8 @@ TEST_CASE("generate, ingest, walk, train, resume", "[cli][slow]") {
                   "/features.tsv --quiet",
               &out) == 0);
   INFO(out);
-  REQUIRE(Run("walk --store " + store + " --top-t 10 --heldout " + data + "/truth.tsv --quiet",
+  REQUIRE(Run("walk --store " + store + " --top-t 10 --pairs-per-item 2 --heldout " + data +
+                  "/truth.tsv --quiet",
               &out) == 0);
   const std::string train = "train --store " + store +
                             " --batch 256 --dim 32 --hidden 64 --negatives 100 --threads 2 "
