@@ -55,7 +55,8 @@ class StoreDegreeFeature final : public FeatureSource {
     std::uint64_t range[2];
     for (std::size_t j = 0; j < ids.size(); ++j) {
       if (ids[j] >= n) return Status::InvalidArgument("degree row out of range");
-      PGRAPH_RETURN_IF_ERROR(offsets_->ReadRows(ids[j], 2, std::as_writable_bytes(std::span(range))));
+      PGRAPH_RETURN_IF_ERROR(
+          offsets_->ReadRows(ids[j], 2, std::as_writable_bytes(std::span(range))));
       out[j] = DegreeFeature(config_, range[1] - range[0]);
     }
     return Status::OK();

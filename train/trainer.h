@@ -371,8 +371,9 @@ struct NamedArray {
 // Forward (docs/pinsage.md, Algorithm 2): h0 = concat(x_u, structural_u, id_embedding[u]);
 //   p_v = ReLU(Q h_v + q); n_u = pool_v(p_v, alpha); h' = ReLU(W concat(h_u, n_u) + w);
 //   h' /= max(||h'||, 1e-12); z = G2 ReLU(G1 h_K + g), then z /= max(||z||, 1e-12) when
-//   config.normalize, then z *= 2 sigmoid(scale.W h_K + scale.b) when config.magnitude. Pooling: importance = sum of alpha_v p_v over valid v; mean = plain
-//   mean over valid v; max = elementwise max over valid v (0 when u has no neighbour).
+//   config.normalize, then z *= 2 sigmoid(scale.W h_K + scale.b) when config.magnitude.
+//   Pooling: importance = sum of alpha_v p_v over valid v; mean = plain mean over valid v;
+//   max = elementwise max over valid v (0 when u has no neighbour).
 struct ModelParameters {
   ModelConfig config;
   std::uint32_t epoch = 0;           // epochs completed when saved
