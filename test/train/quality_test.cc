@@ -89,87 +89,84 @@ TEST_CASE("loss falls and hit-rate rises above feature ranking on planted commun
 }  // namespace pgraph::train
 
 namespace pgraph::train {
+namespace {
+
+// A 300-item planted graph with in-memory sources, and options that train on it in well
+// under a second.
+struct SmallPlanted {
+  testing::PlantedGraph g = [] {
+    testing::PlantedOptions po;
+    po.num_items = 300;
+    po.communities = 10;
+    po.pairs_per_item = 4;
+    return testing::MakePlantedGraph(po);
+  }();
+  InMemoryFeatures features{g.feature_dim, g.features};
+  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
+
+  TrainData Data() const {
+    TrainData data;
+    data.features = &features;
+    data.neighborhoods = &nbrs;
+    data.train_pairs = g.train_pairs;
+    data.heldout_pairs = g.heldout_pairs;
+    return data;
+  }
+  static TrainOptions Options() {
+    TrainOptions o;
+    o.epochs = 2;
+    o.batch = 64;
+    o.dim = 16;
+    o.hidden = 32;
+    o.negatives = 30;
+    o.lr = 0.1;  // 0.0125 at batch 64 (linear scaling)
+    o.threads = 1;
+    o.hard_negatives = false;
+    o.eval_pairs = 200;
+    return o;
+  }
+};
+
+}  // namespace
 
 TEST_CASE("loss falls within two epochs on a small planted graph", "[quality]") {
-  testing::PlantedOptions po;
-  po.num_items = 300;
-  po.communities = 10;
-  po.pairs_per_item = 4;
-  auto g = testing::MakePlantedGraph(po);
-  InMemoryFeatures features(g.feature_dim, g.features);
-  InMemoryNeighborhoods nbrs(g.width, g.neighbors, g.weights);
-  TrainData data;
-  data.features = &features;
-  data.neighborhoods = &nbrs;
-  data.train_pairs = g.train_pairs;
-  data.heldout_pairs = g.heldout_pairs;
-  TrainOptions o;
-  o.epochs = 2;
-  o.batch = 64;
-  o.dim = 16;
-  o.hidden = 32;
-  o.negatives = 30;
-  o.lr = 0.1;  // 0.0125 at batch 64 (linear scaling)
-  o.threads = 1;
-  o.hard_negatives = false;
-  o.eval_pairs = 200;
-  auto r = TrainOnData(data, o);
+  SmallPlanted p;
+  auto r = TrainOnData(p.Data(), SmallPlanted::Options());
   REQUIRE(r.ok());
   REQUIRE(r->epochs.size() == 2);
   CHECK(r->epochs[1].mean_loss < 0.8 * r->epochs[0].mean_loss);
   CHECK(r->epochs[1].hit_rate >= r->epochs[0].hit_rate);
 }
 
-}  // namespace pgraph::train
-
-namespace pgraph::train {
-
-// Every objective, with and without the learned length and in-batch negatives, and the
-// degree-like structural feature: each must learn (loss falls, hit-rate beats chance).
+// Every objective, with and without the learned length and in-batch negatives, and a
+// structural feature: each must learn (loss falls, hit-rate well above chance).
 TEST_CASE("each loss and negative option learns on a small planted graph", "[quality]") {
-  testing::PlantedOptions po;
-  po.num_items = 300;
-  po.communities = 10;
-  po.pairs_per_item = 4;
-  auto g = testing::MakePlantedGraph(po);
-  InMemoryFeatures features(g.feature_dim, g.features);
-  InMemoryNeighborhoods nbrs(g.width, g.neighbors, g.weights);
+  SmallPlanted p;
   // A structural column that varies by item, to exercise the concatenation.
-  std::vector<float> degree(g.num_items);
-  for (std::uint32_t u = 0; u < g.num_items; ++u) degree[u] = static_cast<float>(u % 7) - 3.0f;
+  std::vector<float> degree(p.g.num_items);
+  for (std::uint32_t u = 0; u < p.g.num_items; ++u) {
+    degree[u] = static_cast<float>(u % 7) - 3.0f;
+  }
   InMemoryFeatures structural(1, degree);
   for (Loss loss : {Loss::kMargin, Loss::kSoftmax}) {
     for (int variant = 0; variant < 3; ++variant) {
       DYNAMIC_SECTION(LossName(loss) << " variant " << variant) {
-        TrainData data;
-        data.features = &features;
-        data.neighborhoods = &nbrs;
-        data.train_pairs = g.train_pairs;
-        data.heldout_pairs = g.heldout_pairs;
+        TrainData data = p.Data();
         if (variant == 2) {
           data.structural = &structural;
           data.degree_mean = 0.5f;
           data.degree_std = 2.0f;
         }
-        TrainOptions o;
+        TrainOptions o = SmallPlanted::Options();
         o.loss = loss;
         o.magnitude = variant >= 1;
         o.in_batch_negatives = variant >= 1;
-        o.epochs = 2;
-        o.batch = 64;
-        o.dim = 16;
-        o.hidden = 32;
-        o.negatives = 30;
-        o.lr = 0.1;
-        o.threads = 1;
-        o.hard_negatives = false;
-        o.eval_pairs = 200;
         auto r = TrainOnData(data, o);
         INFO(r.status().ToString());
         REQUIRE(r.ok());
         REQUIRE(r->epochs.size() == 2);
         CHECK(r->epochs[1].mean_loss < r->epochs[0].mean_loss);
-        CHECK(r->epochs[1].hit_rate > 5.0 * 10 / g.num_items);  // 5x chance at K = 10
+        CHECK(r->epochs[1].hit_rate > 5.0 * 10 / p.g.num_items);  // 5x chance at K = 10
         // The model records what inference must repeat.
         CHECK(r->config.find(std::string("magnitude=") + (variant >= 1 ? "1" : "0")) !=
               std::string::npos);
