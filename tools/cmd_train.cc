@@ -48,15 +48,12 @@ std::string Num(double v) {
 Status RunTrain(TrainFlags& f) {
   train::TrainOptions& o = f.opts;
   PGRAPH_ASSIGN_OR_RETURN(o.pooling, train::ParsePooling(f.pooling));
-  if (f.hard != "on" && f.hard != "off") {
-    return Status::InvalidArgument("--hard-negatives must be on or off");
-  }
-  o.hard_negatives = f.hard == "on";
   PGRAPH_ASSIGN_OR_RETURN(o.loss, train::ParseLoss(f.loss));
   if ((o.hard_rank_lo != 0 || o.hard_rank_hi != 0) && o.hard_rank_hi <= o.hard_rank_lo) {
     return Status::InvalidArgument("--hard-rank-hi must be greater than --hard-rank-lo");
   }
-  for (auto [flag, value, out] : {std::tuple{"--degree-feature", &f.degree, &o.degree_feature},
+  for (auto [flag, value, out] : {std::tuple{"--hard-negatives", &f.hard, &o.hard_negatives},
+                                  std::tuple{"--degree-feature", &f.degree, &o.degree_feature},
                                   std::tuple{"--normalize", &f.normalize, &o.normalize},
                                   std::tuple{"--magnitude", &f.magnitude, &o.magnitude},
                                   std::tuple{"--in-batch-negatives", &f.in_batch,

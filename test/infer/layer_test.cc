@@ -157,9 +157,7 @@ TEST_CASE("the model's neighbour count truncates like training", "[layer]") {
   std::vector<float> naive(emb.size());
   auto all = AllItems(s.g.items);
   REQUIRE(NaiveEmbed(**store, "", all, naive).ok());
-  double diff = 0;
-  for (std::size_t i = 0; i < emb.size(); ++i) diff = std::max<double>(diff, std::abs(emb[i] - naive[i]));
-  CHECK(diff < 1e-5);
+  CHECK(MaxAbsDiff(emb, std::vector<double>(naive.begin(), naive.end())) < 1e-5);
 }
 
 TEST_CASE("naive per-node Algorithm 2 in float32 agrees", "[layer]") {
