@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "storage/store.h"
@@ -43,11 +44,17 @@ class StoreFeatures final : public FeatureSource {
   const storage::Column* col_;
 };
 
-// The degree feature of each item, from the item -> context CSR offsets (no copy of them).
+// The degree feature of each item, from the item -> context CSR offsets. Every batch asks for
+// every node of G', so the offsets are read through a ColumnView (zero-copy for raw LMDB,
+// else pinned when they fit `max_pinned_bytes`); past that, row reads through the cache.
 class StoreDegreeFeature final : public FeatureSource {
  public:
-  StoreDegreeFeature(const storage::Column* offsets, ModelConfig config)
-      : offsets_(offsets), config_(config) {}
+  StoreDegreeFeature(const storage::Column* offsets, ModelConfig config,
+                     std::uint64_t max_pinned_bytes)
+      : offsets_(offsets), config_(config) {
+    auto view = storage::ColumnView<std::uint64_t>::Make(*offsets, max_pinned_bytes);
+    if (view.ok()) view_ = std::move(view).value();
+  }
   std::uint64_t num_items() const override { return offsets_->info().rows - 1; }
   std::uint32_t dim() const override { return 1; }
   Status Gather(std::span<const NodeId> ids, std::span<float> out) const override {
@@ -55,6 +62,10 @@ class StoreDegreeFeature final : public FeatureSource {
     std::uint64_t range[2];
     for (std::size_t j = 0; j < ids.size(); ++j) {
       if (ids[j] >= n) return Status::InvalidArgument("degree row out of range");
+      if (view_) {
+        out[j] = DegreeFeature(config_, (*view_)[ids[j] + 1] - (*view_)[ids[j]]);
+        continue;
+      }
       PGRAPH_RETURN_IF_ERROR(
           offsets_->ReadRows(ids[j], 2, std::as_writable_bytes(std::span(range))));
       out[j] = DegreeFeature(config_, range[1] - range[0]);
@@ -90,6 +101,7 @@ class StoreDegreeFeature final : public FeatureSource {
  private:
   const storage::Column* offsets_;
   ModelConfig config_;
+  std::optional<storage::ColumnView<std::uint64_t>> view_;
 };
 
 // Reads walk.neighbors / walk.weights rows through the chunk cache, one sorted pass per call.
@@ -222,7 +234,8 @@ Result<TrainReport> Train(const TrainOptions& options) {
     }
     ModelConfig transform;
     PGRAPH_RETURN_IF_ERROR(StoreDegreeFeature::Standardize(off, &transform));
-    degrees = std::make_unique<StoreDegreeFeature>(off, transform);
+    // Pinned offsets (compressed stores only) take at most a quarter of the budget.
+    degrees = std::make_unique<StoreDegreeFeature>(off, transform, options.memory_budget / 4);
     data.structural = degrees.get();
     data.degree_mean = transform.degree_mean;
     data.degree_std = transform.degree_std;
