@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "storage/ids.h"
+#include "train/trainer.h"
 
 namespace pgraph::train::testing {
 
@@ -89,5 +90,21 @@ inline PlantedGraph MakePlantedGraph(const PlantedOptions& o) {
   }
   return g;
 }
+
+// A planted graph with in-memory sources over it, and the TrainData that wires them.
+struct PlantedSources {
+  explicit PlantedSources(const PlantedOptions& o = {}) : g(MakePlantedGraph(o)) {}
+  PlantedGraph g;
+  InMemoryFeatures features{g.feature_dim, g.features};
+  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
+  TrainData Data() const {
+    TrainData d;
+    d.features = &features;
+    d.neighborhoods = &nbrs;
+    d.train_pairs = g.train_pairs;
+    d.heldout_pairs = g.heldout_pairs;
+    return d;
+  }
+};
 
 }  // namespace pgraph::train::testing

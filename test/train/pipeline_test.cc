@@ -12,19 +12,7 @@
 namespace pgraph::train {
 namespace {
 
-struct Fixture {
-  testing::PlantedGraph g = testing::MakePlantedGraph({});
-  InMemoryFeatures features{g.feature_dim, g.features};
-  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
-  TrainData Data() const {
-    TrainData d;
-    d.features = &features;
-    d.neighborhoods = &nbrs;
-    d.train_pairs = g.train_pairs;
-    d.heldout_pairs = g.heldout_pairs;
-    return d;
-  }
-};
+using Fixture = testing::PlantedSources;
 
 TrainOptions SmallOptions() {
   TrainOptions o;

@@ -46,14 +46,9 @@ TEST_CASE("loss falls and hit-rate rises above feature ranking on planted commun
   testing::PlantedOptions po;
   po.num_items = 1200;
   po.communities = 40;
-  auto g = testing::MakePlantedGraph(po);
-  InMemoryFeatures features(g.feature_dim, g.features);
-  InMemoryNeighborhoods nbrs(g.width, g.neighbors, g.weights);
-  TrainData data;
-  data.features = &features;
-  data.neighborhoods = &nbrs;
-  data.train_pairs = g.train_pairs;
-  data.heldout_pairs = g.heldout_pairs;
+  testing::PlantedSources p(po);
+  const testing::PlantedGraph& g = p.g;
+  TrainData data = p.Data();
   TrainOptions o;
   o.epochs = 5;
   o.batch = 128;
@@ -93,24 +88,14 @@ namespace {
 
 // A 300-item planted graph with in-memory sources, and options that train on it in well
 // under a second.
-struct SmallPlanted {
-  testing::PlantedGraph g = [] {
+struct SmallPlanted : testing::PlantedSources {
+  SmallPlanted() : PlantedSources(Graph()) {}
+  static testing::PlantedOptions Graph() {
     testing::PlantedOptions po;
     po.num_items = 300;
     po.communities = 10;
     po.pairs_per_item = 4;
-    return testing::MakePlantedGraph(po);
-  }();
-  InMemoryFeatures features{g.feature_dim, g.features};
-  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
-
-  TrainData Data() const {
-    TrainData data;
-    data.features = &features;
-    data.neighborhoods = &nbrs;
-    data.train_pairs = g.train_pairs;
-    data.heldout_pairs = g.heldout_pairs;
-    return data;
+    return po;
   }
   static TrainOptions Options() {
     TrainOptions o;
