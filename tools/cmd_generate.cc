@@ -109,6 +109,12 @@ std::function<Status()> SetupGenerate(CLI::App* app) {
   app->add_option("--seed", o.seed, "Random seed (output is a pure function of it)");
   app->add_option("--mixing", o.mixing,
                   "Share of a context's items drawn from any community instead of its home one");
+  app->add_option("--secondary", o.secondary,
+                  "Share of a context's items drawn from its secondary community, one related "
+                  "to its home (0 = none; mixing + secondary <= 1)");
+  app->add_option("--related", o.related,
+                  "Secondary community among the home's nearest N on each side of the ring of "
+                  "communities (0 = any)");
   app->add_option("--feature-noise", o.feature_noise,
                   "Length of the Gaussian feature noise; the community centroid has length 1");
   app->add_option("--item-skew", o.item_skew,

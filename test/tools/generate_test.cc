@@ -237,6 +237,102 @@ TEST_CASE("generate: contexts draw mostly from one community", "[tools]") {
   CHECK(share > chance + 0.3);
 }
 
+// Where a context's items come from, relative to its majority ("home") community on the
+// ring of communities: shares of edges at ring distance 0, 1..related and beyond, plus the
+// share of contexts whose near-but-not-home items all come from one community. Over
+// contexts of 10-60 edges (large enough to find the home, smaller than a community).
+struct RingShares {
+  double home = 0, near = 0, far = 0, one_secondary = 0;
+};
+
+RingShares MeasureRing(const TempDir& dir, std::uint64_t contexts, std::uint64_t c,
+                       std::uint64_t related) {
+  auto edges = ReadPairs(dir.Sub("edges.tsv"));
+  auto communities = ReadPairs(dir.Sub("communities.tsv"));
+  std::vector<std::map<std::uint64_t, std::uint64_t>> counts(contexts);
+  for (auto [item, context] : edges) ++counts[context][communities[item].second];
+  std::uint64_t home_edges = 0, near_edges = 0, far_edges = 0, total = 0;
+  std::uint64_t used = 0, single = 0;
+  for (const auto& per : counts) {
+    std::uint64_t size = 0, top = 0, home = 0;
+    for (auto [comm, k] : per) {
+      size += k;
+      if (k > top) top = k, home = comm;
+    }
+    if (size < 10 || size > 60) continue;
+    ++used;
+    std::set<std::uint64_t> near_communities;
+    for (auto [comm, k] : per) {
+      std::uint64_t d = comm > home ? comm - home : home - comm;
+      d = std::min(d, c - d);
+      if (d == 0) {
+        home_edges += k;
+      } else if (d <= related) {
+        near_edges += k;
+        near_communities.insert(comm);
+      } else {
+        far_edges += k;
+      }
+      total += k;
+    }
+    if (near_communities.size() == 1) ++single;
+  }
+  REQUIRE(used > 100);
+  RingShares r;
+  r.home = static_cast<double>(home_edges) / static_cast<double>(total);
+  r.near = static_cast<double>(near_edges) / static_cast<double>(total);
+  r.far = static_cast<double>(far_edges) / static_cast<double>(total);
+  r.one_secondary = static_cast<double>(single) / static_cast<double>(used);
+  return r;
+}
+
+TEST_CASE("generate: secondary interests come from one related community", "[tools]") {
+  TempDir plain, graded, any;
+  GenerateOptions o = SmallOptions(plain.path());
+  o.items = 20000;  // 141 communities of ~141 items
+  o.mixing = 0.1;
+  GenerateReport r = MustGenerate(o);
+  const std::uint64_t c = r.communities;
+  RingShares base = MeasureRing(plain, o.contexts, c, 2);
+  CHECK(base.near < 0.02);  // noise lands near home only by chance (4 of 141 communities)
+
+  o.out_dir = graded.path();
+  o.secondary = 0.3;
+  o.related = 2;
+  MustGenerate(o);
+  RingShares g = MeasureRing(graded, o.contexts, c, 2);
+  INFO("home " << g.home << " near " << g.near << " far " << g.far << " one "
+               << g.one_secondary);
+  // The planted 60 / 30 / 10 split: home, the secondary (within 2 of home), noise.
+  CHECK(g.home == Approx(0.6).margin(0.05));
+  CHECK(g.near == Approx(0.3).margin(0.05));
+  CHECK(g.far == Approx(0.1).margin(0.03));
+  // One secondary community per context: near items outside home come from one community.
+  CHECK(g.one_secondary > 0.9);
+
+  // related = 0: the secondary is any community, so it is rarely near home.
+  o.out_dir = any.path();
+  o.related = 0;
+  MustGenerate(o);
+  RingShares a = MeasureRing(any, o.contexts, c, 2);
+  CHECK(a.near < 0.05);
+  CHECK(a.far == Approx(0.4).margin(0.06));
+}
+
+TEST_CASE("generate: secondary 0 ignores related (the default output is unchanged)",
+          "[tools]") {
+  TempDir a, b;
+  GenerateOptions o = SmallOptions(a.path());
+  MustGenerate(o);
+  o.out_dir = b.path();
+  o.related = 7;
+  MustGenerate(o);
+  for (const char* f : kAllFiles) {
+    INFO(f);
+    CHECK(ReadFile(a.Sub(f)) == ReadFile(b.Sub(f)));
+  }
+}
+
 TEST_CASE("generate: truth pairs are held out of the edges", "[tools]") {
   // With one context, the held-out item is absent from edges.tsv and q is present.
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
@@ -414,6 +510,11 @@ TEST_CASE("generate: bad options are rejected", "[tools]") {
   CHECK(status([](GenerateOptions& o) { o.dim = 0; }).IsInvalidArgument());
   CHECK(status([](GenerateOptions& o) { o.communities = o.items + 1; }).IsInvalidArgument());
   CHECK(status([](GenerateOptions& o) { o.mixing = 1.5; }).IsInvalidArgument());
+  CHECK(status([](GenerateOptions& o) { o.secondary = -0.1; }).IsInvalidArgument());
+  CHECK(status([](GenerateOptions& o) {
+          o.mixing = 0.5;
+          o.secondary = 0.6;
+        }).IsInvalidArgument());
   CHECK(status([](GenerateOptions& o) { o.holdout = -0.1; }).IsInvalidArgument());
   CHECK(status([](GenerateOptions& o) { o.context_skew = 0; }).IsInvalidArgument());
   CHECK(status([](GenerateOptions& o) { o.feature_noise = NAN; }).IsInvalidArgument());

@@ -465,11 +465,19 @@ class Model {
     // A held-out context draws one extra item, so it needs one item to spare.
     bool hold = o_.holdout > 0 && rng.Uniform() < o_.holdout && size < n_;
     std::uint64_t draws = size + (hold ? 1 : 0);
+    // Drawn only when asked for, so secondary = 0 leaves the stream (and output) unchanged.
+    std::uint64_t second = o_.secondary > 0 ? SecondaryOf(home, &rng) : home;
     ch->seen.Reset(draws);
     ch->drawn.clear();
     for (std::uint64_t d = 0; d < draws; ++d) {
       std::uint64_t comm = home;
-      if (o_.mixing > 0 && rng.Uniform() < o_.mixing) comm = rng.Below(c_);
+      if (o_.mixing > 0 || o_.secondary > 0) {
+        double u = rng.Uniform();
+        if (u < o_.mixing)
+          comm = rng.Below(c_);
+        else if (u < o_.mixing + o_.secondary)
+          comm = second;
+      }
       bool found = false;
       std::uint64_t item = 0;
       for (int t = 0; t < kRedraws && !found; ++t) {
@@ -581,6 +589,16 @@ class Model {
 
  private:
   // An item of community `comm`: Zipf over its ranks, or uniform over them.
+  // A secondary community for a context at home `home`: one of the `related` nearest on
+  // each side of the ring, or any other community when that covers the ring (or related is
+  // 0); home itself when there is a single community.
+  std::uint64_t SecondaryOf(std::uint64_t home, Rng* rng) const {
+    if (c_ <= 1) return home;
+    if (o_.related == 0 || 2 * o_.related >= c_ - 1) return (home + 1 + rng->Below(c_ - 1)) % c_;
+    std::uint64_t d = 1 + rng->Below(o_.related);
+    return rng->Below(2) == 0 ? (home + d) % c_ : (home + c_ - d) % c_;
+  }
+
   std::uint64_t SampleFrom(std::uint64_t comm, Rng* rng, bool uniform) const {
     bool large = comm < num_large_;
     std::uint64_t start = comm * small_size_ + (large ? comm : num_large_);
@@ -711,6 +729,9 @@ Status Validate(const GenerateOptions& o, std::uint64_t communities) {
   if (o.dim < 1 || o.dim > kMaxDim) return bad(fmt::format("--dim must be in [1, {}]", kMaxDim));
   auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
   if (!in(o.mixing, 0, 1)) return bad("--mixing must be in [0, 1]");
+  if (!in(o.secondary, 0, 1)) return bad("--secondary must be in [0, 1]");
+  if (o.mixing + o.secondary > 1 + 1e-12) return bad("--mixing + --secondary must be <= 1");
+  if (o.related > kMaxIds) return bad(fmt::format("--related must be at most {}", kMaxIds));
   if (!in(o.holdout, 0, 1)) return bad("--holdout must be in [0, 1]");
   if (!in(o.feature_noise, 0, 1e6)) return bad("--feature-noise must be finite and >= 0");
   if (!in(o.item_skew, 0, 10)) return bad("--item-skew must be in [0, 10]");

@@ -16,8 +16,21 @@
 //    second bijection over contexts, and lambda plus a last integer adjustment are solved so
 //    the sizes add up to exactly `edges`.
 //  - Edges. Each of a context's items comes from its home community with probability
-//    1 - mixing, else from a uniformly chosen community; inside a community the rank follows
-//    a bounded Zipf law with exponent item_skew (continuous inverse CDF, tabulated).
+//    1 - mixing - secondary, from the context's secondary community with probability
+//    `secondary`, else (probability `mixing`) from a uniformly chosen community; inside a
+//    community the rank follows a bounded Zipf law with exponent item_skew (continuous
+//    inverse CDF, tabulated).
+//  - Secondary interests (off by default: secondary = 0 draws no extra random numbers, so
+//    the output is byte-identical to a generator without them). Real interaction logs are
+//    not one taste plus uniform noise: a user has a dominant taste, a few secondary
+//    interests that are correlated with it (jazz listeners also play blues, rarely metal),
+//    and some exploration that follows no pattern. So the communities lie on a ring of
+//    related tastes, and each context picks one secondary community uniformly among the
+//    `related` nearest ones on each side of its home (home +- 1..related, mod C; related =
+//    0 or >= C/2 means any other community). An item's walk neighbourhood then has grades:
+//    its own community (many shared contexts), the related ones (fewer, through
+//    secondary draws), and noise (rarely twice): the visit counts that importance pooling
+//    weights by differ in a way that carries signal, as they do on real data.
 //    Items are distinct within a context: a repeated draw is redrawn, up to 32 times by
 //    Zipf and 32 times uniformly in the same community, then 32 times uniformly over all
 //    items, then it takes the next unused id. So every context gets exactly its size, but a
@@ -68,6 +81,10 @@ struct GenerateOptions {
   int dim = 32;                   // feature dimension, 1..65536
   std::uint64_t seed = 1;
   double mixing = 0.15;              // share of a context's items drawn from any community, [0, 1]
+  double secondary = 0;              // share drawn from the context's secondary community,
+                                     // [0, 1], mixing + secondary <= 1; 0 = none
+  std::uint64_t related = 2;         // secondary community within home +- related on the ring
+                                     // of communities; 0 = any other community
   double feature_noise = 1.5;        // noise length relative to the unit centroid, >= 0
   double item_skew = 0.8;            // Zipf exponent of item popularity in a community, [0, 10]
   double context_skew = 1.5;         // power-law tail exponent of context sizes, (0, 10]
