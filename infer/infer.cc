@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "infer/model_source.h"
+#include "infer/pool_kernel.h"
+#include "storage/huge_pages.h"
 #include "storage/store.h"
 #include "storage/test_hooks.h"
 #include "train/trainer.h"
@@ -137,6 +139,8 @@ class SegmentedColumn {
 
 struct LayerWeights {
   at::Tensor Qt, q, Wt, w;  // transposed weights [in x out] and biases, on the device
+  // Wt split into the rows that multiply h^(k-1)_u and the pooled rows (linear pooling).
+  at::Tensor WselfT, WpoolT;
 };
 
 class Runner {
@@ -187,6 +191,9 @@ class Runner {
   void Progress(const std::string& stage, std::uint32_t layer, std::uint64_t done,
                 std::uint64_t start_done, Clock::time_point t0, bool finished);
   std::uint32_t InDim(std::uint32_t k) const { return k == 1 ? model_.in_dim : d_; }
+  // Width of the rows stage (a) writes and (b) gathers: W_pool p_v (d) when pooling is
+  // linear and that is narrower, else p_v (m).
+  std::uint32_t PooledWidth() const { return linear_pool_ ? d_ : m_; }
 
   const InferOptions& opt_;
   InferReport report_;
@@ -196,6 +203,10 @@ class Runner {
   std::uint64_t N_ = 0;
   std::uint32_t K_ = 0, m_ = 0, d_ = 0, Tu_ = 0;
   train::Pooling pooling_ = train::Pooling::kImportance;
+  // Importance and mean pooling are linear in p, so W_pool (sum_v a_uv p_v) equals
+  // sum_v a_uv (W_pool p_v): stage (a) applies W_pool once per node, and (b) gathers rows of
+  // width d instead of m, halving the bytes of the memory-bound gather when d = m / 2.
+  bool linear_pool_ = false;
   std::uint64_t cache_bytes_ = 0, work_bytes_ = 0, block_cap_ = 0, seg_rows_ = 0;
   // Of work_bytes_: what the store's column writer buffers for one segment (its pending rows
   // and their encoded copy), and what is left for the blocks of a stage.
@@ -288,6 +299,7 @@ Status Runner::Setup() {
   d_ = model_.config.dim;
   Tu_ = model_.neighbors == 0 ? cols_.width : model_.neighbors;
   pooling_ = model_.config.pooling;
+  linear_pool_ = pooling_ != train::Pooling::kMax && d_ <= m_;
   report_.items = N_;
   report_.dim = d_;
   report_.layers = K_;
@@ -300,6 +312,9 @@ Status Runner::Setup() {
     lw.q = conv->Q->bias.detach().to(device_);
     lw.Wt = conv->W->weight.detach().t().contiguous().to(device_);
     lw.w = conv->W->bias.detach().to(device_);
+    const std::int64_t in = lw.Wt.size(0) - lw.Qt.size(1);
+    lw.WselfT = lw.Wt.narrow(0, 0, in).contiguous();
+    lw.WpoolT = lw.Wt.narrow(0, in, lw.Qt.size(1)).contiguous();
     layers_.push_back(lw);
   }
   G1t_ = model_.model->G1->weight.detach().t().contiguous().to(device_);
@@ -322,8 +337,13 @@ Status Runner::Setup() {
     report_.gemm_m.push_back(std::min(block_cap_, N_));
     report_.gemm_k.push_back(InDim(k));
     report_.gemm_n.push_back(m_);
+    if (linear_pool_) {
+      report_.gemm_m.push_back(std::min(block_cap_, N_));
+      report_.gemm_k.push_back(m_);
+      report_.gemm_n.push_back(d_);
+    }
     report_.gemm_m.push_back(std::min(block_cap_, N_));
-    report_.gemm_k.push_back(InDim(k) + m_);
+    report_.gemm_k.push_back(linear_pool_ ? InDim(k) : InDim(k) + m_);
     report_.gemm_n.push_back(d_);
   }
   for (int i = 0; i < 2; ++i) {
@@ -416,8 +436,9 @@ Status Runner::RunProject(std::uint32_t k) {
   const std::uint32_t stage = 2 * (k - 1);
   const std::uint32_t in = InDim(k);
   if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
-  // Working set per row: h (in), p (m), the feature scratch (in).
-  const std::uint64_t row_bytes = (2ull * in + m_) * sizeof(float);
+  const std::uint32_t pw = PooledWidth();
+  // Working set per row: h (in), p (m), W_pool p (pw, when linear), the feature scratch (in).
+  const std::uint64_t row_bytes = (2ull * in + m_ + (linear_pool_ ? pw : 0)) * sizeof(float);
   const std::uint64_t B = std::min({block_cap_, block_bytes_ / row_bytes, N_});
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for a block of layer " +
@@ -425,23 +446,29 @@ Status Runner::RunProject(std::uint32_t k) {
   }
   report_.peak_working_bytes =
       std::max(report_.peak_working_bytes, B * row_bytes + writer_bytes_);
-  std::vector<float> hbuf(B * in), pbuf(B * m_);
+  std::vector<float> hbuf(B * in), pbuf(B * m_), rbuf(linear_pool_ ? B * pw : 0);
   const LayerWeights& lw = layers_[k - 1];
+  const double flops_per_row = 2.0 * in * m_ + (linear_pool_ ? 2.0 * m_ * pw : 0.0);
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   const auto t0 = Clock::now();
   const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
   std::uint64_t done = start_done;
   PGRAPH_RETURN_IF_ERROR(RunSegments(
-      stage, m_,
+      stage, pw,
       [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
         for (std::uint64_t b = first; b < first + n; b += B) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
           Linear(lw.Qt, lw.q, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), true);
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(pbuf).first(nb * m_)));
+          if (linear_pool_) {
+            Linear(lw.WpoolT, at::Tensor(), pbuf.data(), static_cast<std::int64_t>(nb),
+                   rbuf.data(), false);
+          }
+          const std::vector<float>& out = linear_pool_ ? rbuf : pbuf;
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(out).first(nb * pw)));
           done += nb;
-          report_.flops += 2.0 * nb * in * m_;
+          report_.flops += flops_per_row * nb;
           Progress(label, k, done, start_done, t0, false);
         }
         return Status::OK();
@@ -453,21 +480,24 @@ Status Runner::RunProject(std::uint32_t k) {
     report_.per_layer.back().layer = k;
   }
   report_.per_layer.back().project_seconds = Since(t0);
-  report_.per_layer.back().flops += 2.0 * (N_ - start_done) * in * m_;
+  report_.per_layer.back().flops += flops_per_row * (N_ - start_done);
   return Status::OK();
 }
 
 Status Runner::RunPool(std::uint32_t k) {
   const std::uint32_t stage = 2 * (k - 1) + 1;
-  const std::uint32_t in = InDim(k), cw = in + m_;
+  const std::uint32_t pw = PooledWidth();
+  // Pooled rows sit after h in one [h | pooled] buffer: the input of W, or (linear pooling)
+  // the pooled term added to W_self h.
+  const std::uint32_t in = InDim(k), cw = in + pw;
   if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
   SegmentedColumn proj;
-  PGRAPH_RETURN_IF_ERROR(proj.Open(*store_, "p" + std::to_string(k), N_, seg_rows_, m_));
+  PGRAPH_RETURN_IF_ERROR(proj.Open(*store_, "p" + std::to_string(k), N_, seg_rows_, pw));
 
   // Working set per item row: neighbour ids and weights (read width and used width), the
   // h scratch, the concat [h | pooled], the output and the mean count.
-  const std::uint64_t row_bytes = 8ull * (cols_.width + Tu_) + 4ull * (2 * in + m_ + d_ + 1);
-  const std::uint64_t p_row = 4ull * m_;
+  const std::uint64_t row_bytes = 8ull * (cols_.width + Tu_) + 4ull * (2 * in + pw + d_ + 1);
+  const std::uint64_t p_row = 4ull * pw;
   const std::uint64_t p_all = N_ * p_row;
   std::uint64_t B = 0, R = 0;
   bool in_memory = false;
@@ -490,7 +520,8 @@ Status Runner::RunPool(std::uint32_t k) {
   report_.peak_working_bytes =
       std::max(report_.peak_working_bytes, B * row_bytes + R * p_row + writer_bytes_);
 
-  std::vector<float> pbuf(R * m_);
+  std::vector<float> pbuf;
+  storage::ResizeHuge(&pbuf, R * pw);  // gathered at random: TLB misses cost more than the reads
   if (in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(0, N_, pbuf.data()));
   std::vector<NodeId> nbrs;
   std::vector<float> wts;
@@ -508,7 +539,7 @@ Status Runner::RunPool(std::uint32_t k) {
     auto h = SegmentNames("h" + std::to_string(k - 1));
     drops.insert(drops.end(), h.begin(), h.end());
   }
-  const std::uint32_t m = m_, Tu = Tu_;
+  const std::uint32_t Tu = Tu_;
   const train::Pooling pooling = pooling_;
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, d_,
@@ -539,28 +570,18 @@ Status Runner::RunPool(std::uint32_t k) {
             if (!touched[rg]) continue;
             const std::uint64_t lo = rg * R, hi = std::min(N_, lo + R);
             if (!in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(lo, hi - lo, pbuf.data()));
-            const float* pdata = pbuf.data();
+            PoolInputs pin;
+            pin.neighbors = nbrs.data();
+            pin.weights = wts.data();
+            pin.T = Tu;
+            pin.p = pbuf.data();
+            pin.lo = static_cast<NodeId>(lo);
+            pin.hi = static_cast<NodeId>(hi);
+            pin.m = pw;
             arena_->execute([&] {
               tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 64), [&](const auto& r) {
-                for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
-                  float* acc = cbuf.data() + u * cw + in;
-                  const NodeId* nb_row = nbrs.data() + u * Tu;
-                  const float* w_row = wts.data() + u * Tu;
-                  for (std::uint32_t t = 0; t < Tu; ++t) {
-                    const NodeId v = nb_row[t];
-                    if (v == kInvalidNode || v < lo || v >= hi) continue;
-                    const float* pv = pdata + (v - lo) * m;
-                    if (pooling == train::Pooling::kImportance) {
-                      const float a = w_row[t];
-                      for (std::uint32_t i = 0; i < m; ++i) acc[i] += a * pv[i];
-                    } else if (pooling == train::Pooling::kMean) {
-                      for (std::uint32_t i = 0; i < m; ++i) acc[i] += pv[i];
-                      cnt[u] += 1;
-                    } else {
-                      for (std::uint32_t i = 0; i < m; ++i) acc[i] = std::max(acc[i], pv[i]);
-                    }
-                  }
-                }
+                PoolNeighbors(pin, pooling, r.begin(), r.end(), cbuf.data() + in, cw,
+                              cnt.data());
               });
             });
           }
@@ -568,12 +589,21 @@ Status Runner::RunPool(std::uint32_t k) {
             for (std::uint64_t u = 0; u < nb; ++u) {
               if (cnt[u] > 0) {
                 float* acc = cbuf.data() + u * cw + in;
-                for (std::uint32_t i = 0; i < m; ++i) acc[i] /= cnt[u];
+                for (std::uint32_t i = 0; i < pw; ++i) acc[i] /= cnt[u];
               }
             }
           }
-          Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
           const std::uint32_t d = d_;
+          if (linear_pool_) {
+            Linear(lw.WselfT, lw.w, hbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
+            for (std::uint64_t u = 0; u < nb; ++u) {
+              const float* acc = cbuf.data() + u * cw + in;
+              float* z = zbuf.data() + u * d;
+              for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
+            }
+          } else {
+            Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
+          }
           arena_->execute([&] {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
@@ -587,7 +617,7 @@ Status Runner::RunPool(std::uint32_t k) {
           });
           PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
           done += nb;
-          const double f = 2.0 * nnz * m_ + 2.0 * nb * cw * d_;
+          const double f = 2.0 * nnz * pw + 2.0 * nb * (linear_pool_ ? in : cw) * d_;
           pool_flops += f;
           report_.flops += f;
           Progress(label, k, done, start_done, t0, false);

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "train/batch.h"
+#include "train/blas_kernels.h"
 #include "train/checkpoint.h"
 #include "train/model.h"
 
@@ -639,6 +640,7 @@ class Trainer {
 }  // namespace
 
 Result<std::string> ResolveDevice(std::string_view device) {
+  SelectBlasKernels();  // before the first product: CPU products run on OpenBLAS
   try {
     if (device == "cpu") return std::string("cpu");
     const bool built = at::hasCUDA();
@@ -678,6 +680,7 @@ Result<std::string> ResolveDevice(std::string_view device) {
 
 Result<double> GemmFlopsPerSecond(std::span<const GemmShape> shapes, int threads,
                                   double min_seconds) {
+  SelectBlasKernels();  // the bound uses the kernels training uses
   try {
     if (threads > 0) at::set_num_threads(threads);
     auto f32 = at::TensorOptions().dtype(at::kFloat);

@@ -68,6 +68,33 @@ TEST_CASE("layer-by-layer equals Algorithm 2 for every node", "[layer]") {
   }
 }
 
+// Linear pooling gathers W_pool p (d wide) when d <= m and p itself when d > m; both must
+// give Algorithm 2's embeddings, in memory and partitioned.
+TEST_CASE("linear pooling with the output wider than the hidden layer", "[layer]") {
+  for (train::Pooling pooling : {train::Pooling::kImportance, train::Pooling::kMean}) {
+    for (std::uint64_t partition_rows : {0ull, 41ull}) {
+      DYNAMIC_SECTION(train::PoolingName(pooling) << " partition_rows=" << partition_rows) {
+        ModelSpec ms;
+        ms.pooling = pooling;
+        ms.hidden = 6;
+        ms.dim = 8;
+        Setup s(GraphSpec{}, ms);
+        InferOptions o = s.Options();
+        o.partition_rows = partition_rows;
+        auto r = Infer(o);
+        INFO(r.status().ToString());
+        REQUIRE(r.ok());
+        CHECK((r->per_layer[0].partitions > 1) == (partition_rows > 0));
+        std::uint32_t dim = 0;
+        auto emb = testing::ReadEmbedding(s.dir, &dim);
+        REQUIRE(dim == ms.dim);
+        auto ref = testing::Reference(*s.model, s.g, AllItems(s.g.items));
+        CHECK(MaxAbsDiff(emb, ref) < 1e-5);
+      }
+    }
+  }
+}
+
 TEST_CASE("the degree feature, normalisation and magnitude match Algorithm 2", "[layer]") {
   for (bool degree : {false, true}) {
     for (int head : {0, 1, 2}) {  // plain, normalised, normalised with a learned length

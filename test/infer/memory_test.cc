@@ -1,4 +1,4 @@
-// Out of core: with a budget far below one layer's projections, inference partitions the
+// Out of core: with a budget far below the rows one layer gathers, inference partitions the
 // neighbour ids, peak anonymous RSS stays within the budget plus a fixed overhead, and the
 // embeddings still equal Algorithm 2 (checked on a sample).
 #include <catch2/catch.hpp>
@@ -51,7 +51,11 @@ class PeakSampler {
 
 }  // namespace
 
-TEST_CASE("a tiny budget forces partitioning and bounds anonymous memory", "[memory]") {
+// Infers a 60000-item store twice with `budget` (the first run warms torch, BLAS and TBB up)
+// and checks the second run's partitions, planned working set, peak RssAnon and a sample of
+// its embeddings. The rows pooling gathers are p^(k) (m = 128 wide) for max pooling, and
+// W_pool p^(k) (d wide) for importance pooling.
+static void CheckOutOfCore(train::Pooling pooling, std::uint64_t budget, std::uint32_t dim) {
   pgraph::test::TempDir tmp;
   testing::GraphSpec gs;
   gs.items = 60000;
@@ -62,13 +66,13 @@ TEST_CASE("a tiny budget forces partitioning and bounds anonymous memory", "[mem
   testing::WriteStore(dir, g, tmp.path());
   testing::ModelSpec ms;
   ms.hidden = 128;  // p^(k): 60000 x 128 floats = 29 MiB per layer
-  ms.dim = 16;
+  ms.dim = dim;
+  ms.pooling = pooling;
   auto model = testing::MakeModel(ms, g.items, g.feature_dim, g.width);
   testing::WriteCheckpoint(dir, *model);
   // Free what the set-up allocated that the test no longer needs.
   std::vector<float>().swap(g.features);
 
-  const std::uint64_t budget = 8ull << 20;
   const std::uint64_t overhead = 16ull << 20;  // the stated fixed overhead
   InferOptions o;
   o.store_dir = dir;
@@ -94,24 +98,35 @@ TEST_CASE("a tiny budget forces partitioning and bounds anonymous memory", "[mem
   INFO("RssAnon before " << before / 1024 << " KiB, peak " << peak / 1024 << " KiB, p^(1) "
                          << (gs.items * ms.hidden * 4) / 1024 << " KiB");
   CHECK(peak <= before + budget + overhead);
-  // Sanity: one layer's projections alone would not fit in what was used.
-  CHECK(std::uint64_t{gs.items} * ms.hidden * 4 > budget + overhead);
+  // Sanity: the rows one layer gathers would not fit in what was used (max pooling), or not
+  // in the budget (importance: they are narrower than the store's write buffering).
+  const std::uint64_t gathered =
+      std::uint64_t{gs.items} * (pooling == train::Pooling::kMax ? ms.hidden : ms.dim) * 4;
+  CHECK(gathered > (pooling == train::Pooling::kMax ? budget + overhead : budget));
 
   // The result equals Algorithm 2 on a sample.
   g = testing::MakeGraph(gs);
-  std::uint32_t dim = 0;
-  auto emb = testing::ReadEmbedding(dir, &dim);
+  std::uint32_t out_dim = 0;
+  auto emb = testing::ReadEmbedding(dir, &out_dim);
   std::vector<NodeId> sample = {0, 1, 12345, 59999};
   storage::StoreOptions so;
   so.read_only = true;
   auto store = storage::Store::Open(dir, so);
   REQUIRE(store.ok());
-  std::vector<float> naive(sample.size() * dim);
+  std::vector<float> naive(sample.size() * out_dim);
+  REQUIRE(out_dim == dim);
   REQUIRE(NaiveEmbed(**store, "", sample, naive).ok());
   for (std::size_t j = 0; j < sample.size(); ++j) {
-    for (std::uint32_t i = 0; i < dim; ++i) {
-      CHECK(std::abs(naive[j * dim + i] - emb[sample[j] * dim + i]) < 1e-5);
+    for (std::uint32_t i = 0; i < out_dim; ++i) {
+      CHECK(std::abs(naive[j * out_dim + i] - emb[sample[j] * out_dim + i]) < 1e-5);
     }
+  }
+}
+
+TEST_CASE("a tiny budget forces partitioning and bounds anonymous memory", "[memory]") {
+  SECTION("max pooling gathers p") { CheckOutOfCore(train::Pooling::kMax, 8ull << 20, 16); }
+  SECTION("importance pooling gathers W_pool p") {
+    CheckOutOfCore(train::Pooling::kImportance, 4ull << 20, 24);
   }
 }
 

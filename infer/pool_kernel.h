@@ -1,0 +1,34 @@
+#pragma once
+// PoolNeighbors: the pooling step of CONVOLVE for a block of items, over the rows of p^(k)
+// that one pass holds in memory. Torch-free; private to infer/.
+//
+// It promises the sums the model's pooling does, in the same order per item (neighbour
+// order), so layer-by-layer inference matches Algorithm 2 to float rounding. It is
+// memory-bound (each neighbour is one random row of p, 2 flops per 4 bytes), so it
+// prefetches rows a few neighbours ahead, and runs the widest vector ISA the CPU has
+// (function clones chosen at load time, so the build needs no -march).
+
+#include <cstdint>
+
+#include "storage/ids.h"
+#include "train/trainer.h"
+
+namespace pgraph::infer {
+
+struct PoolInputs {
+  const NodeId* neighbors = nullptr;  // items x T, kInvalidNode = none
+  const float* weights = nullptr;     // items x T (importance pooling)
+  std::uint32_t T = 0;
+  const float* p = nullptr;           // rows [lo, hi) of p^(k), m floats each
+  NodeId lo = 0, hi = 0;
+  std::uint32_t m = 0;
+};
+
+// For items [begin, end) of the block: adds each neighbour v in [lo, hi) into
+// acc[u * stride .. + m): importance: += w_uv p_v; mean: += p_v and count[u] += 1;
+// max: acc = max(acc, p_v). acc must start at 0 (sums) or at 0 (max over ReLU outputs,
+// which are >= 0). Neighbours outside [lo, hi) are left to the pass that holds them.
+void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t begin,
+                   std::uint64_t end, float* acc, std::uint64_t stride, float* count);
+
+}  // namespace pgraph::infer
