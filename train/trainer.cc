@@ -20,6 +20,7 @@
 
 #include "train/batch.h"
 #include "train/blas_kernels.h"
+#include "train/blas_threads.h"
 #include "train/checkpoint.h"
 #include "train/model.h"
 
@@ -127,6 +128,11 @@ class ConcatFeatures final : public FeatureSource {
 class Trainer {
  public:
   Trainer(const TrainData& data, const TrainOptions& options) : data_(data), opt_(options) {}
+  ~Trainer() {
+    if (blas_threads_before_ > 0) SetBlasThreads(blas_threads_before_);
+  }
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   Result<TrainReport> Run() {
     auto t0 = Clock::now();
@@ -266,6 +272,7 @@ class Trainer {
                      : opt_.pipeline        ? std::max(1, threads - 1)
                                             : threads;
     at::set_num_threads(torch_threads_);
+    blas_threads_before_ = SetBlasThreads(opt_.blas_threads > 0 ? opt_.blas_threads : 1);
 
     model_config_.layers = opt_.layers;
     model_config_.dim = opt_.dim;
@@ -626,6 +633,7 @@ class Trainer {
   std::unique_ptr<HardNegativeSampler> ppr_;
   std::uint32_t negatives_ = 0;
   int torch_threads_ = 1;
+  int blas_threads_before_ = 0;  // restored on destruction (0: not OpenBLAS, or not set)
   at::Device device_{at::kCPU};
   ModelConfig model_config_;
   PinSageModel model_{nullptr};
@@ -682,7 +690,10 @@ Result<double> GemmFlopsPerSecond(std::span<const GemmShape> shapes, int threads
                                   double min_seconds) {
   SelectBlasKernels();  // the bound uses the kernels training uses
   try {
-    if (threads > 0) at::set_num_threads(threads);
+    if (threads > 0) {
+      at::set_num_threads(threads);
+      SetBlasThreads(threads);
+    }
     auto f32 = at::TensorOptions().dtype(at::kFloat);
     struct Operands {
       at::Tensor a, b, dc;

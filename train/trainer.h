@@ -255,6 +255,9 @@ struct TrainOptions {
   // left to the producer stages), threads without. On 2 cores a second OpenMP thread costs
   // more in barrier waits than it gains on this model's small products (docs/BENCHMARKS.md).
   int torch_threads = 0;
+  // Threads of the BLAS library's own pool (OpenBLAS; train/blas_threads.h), which splits
+  // each matrix product independently of torch_threads; 0: 1. Process-wide while training.
+  int blas_threads = 0;
   std::string device = "cpu";        // cpu | cuda | cuda:N | auto
   bool pipeline = true;              // false: the same stages run sequentially
   std::uint32_t prefetch = 3;        // batches in flight between producer and consumer

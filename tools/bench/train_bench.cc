@@ -8,6 +8,10 @@
 //      (q, i, negative) triplets/s against the PyG PinSage-style model's ~24k/s.
 // Usage: train_bench [--items N] [--dim d] [--hidden m] [--neighbors T] [--batch B]
 //                    [--negatives N] [--threads t] [--steps S] [--movielens DIR]
+//                    [--sections 1234] (which parts to run: 1-3 above, 4 the MovieLens quality
+//                    check after 5 epochs, 5 a torch x BLAS thread matrix on MovieLens, 6 the
+//                    MovieLens step alone on one thread (for profilers); e.g. 3 for the peer
+//                    configuration alone)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,6 +37,7 @@ struct Args {
   std::uint32_t items = 20000, communities = 200, feature_dim = 64, neighbors = 10;
   std::uint32_t dim = 64, hidden = 128, batch = 512, negatives = 500, steps = 30;
   int threads = 2;
+  std::string sections = "1234";
   std::string movielens = std::string(PGRAPH_SHARED_DATA) + "/movielens-100k";
 };
 
@@ -167,7 +172,7 @@ struct Run {
 
 Run TrainOnce(const Data& d, const Args& a, bool pipeline, std::uint32_t negatives,
               std::uint32_t steps, std::uint32_t epochs = 1, std::uint32_t eval_pairs = 0,
-              int torch_threads = 0) {
+              int torch_threads = 0, int blas_threads = 0) {
   InMemoryFeatures features(d.feature_dim, d.features);
   InMemoryNeighborhoods nbrs(d.width, d.nbrs, d.weights);
   TrainData data;
@@ -184,6 +189,7 @@ Run TrainOnce(const Data& d, const Args& a, bool pipeline, std::uint32_t negativ
   o.negatives = negatives;
   o.threads = a.threads;
   o.torch_threads = torch_threads;
+  o.blas_threads = blas_threads;
   o.pipeline = pipeline;
   o.max_steps_per_epoch = steps;
   o.eval_pairs = eval_pairs;
@@ -223,6 +229,7 @@ int main(int argc, char** argv) {
     else if (f == "--threads") a.threads = static_cast<int>(v);
     else if (f == "--steps") a.steps = v;
     else if (f == "--movielens") a.movielens = argv[k + 1];
+    else if (f == "--sections") a.sections = argv[k + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", f.c_str());
       return 2;
@@ -232,6 +239,8 @@ int main(int argc, char** argv) {
   std::printf("train_bench: %d threads, K=2, d=%u, m=%u, T=%u, batch %u\n", a.threads, a.dim,
               a.hidden, a.neighbors, a.batch);
 
+  auto want = [&](char section) { return a.sections.find(section) != std::string::npos; };
+  if (want('1') || want('2')) {
   // 1. Generated graph, pipeline off vs on.
   Data planted = Planted(a);
   std::printf("\n[1] generated graph: %u items, %u features, %u shared negatives, %u steps\n",
@@ -262,6 +271,7 @@ int main(int argc, char** argv) {
     std::printf("    gemm %ld x %ld x %ld\n", static_cast<long>(s.m), static_cast<long>(s.k),
                 static_cast<long>(s.n));
   }
+  }
 
   // 3. Peer configuration on MovieLens-100k.
   Data ml;
@@ -269,21 +279,48 @@ int main(int argc, char** argv) {
   p.dim = 64;
   p.neighbors = 10;
   p.batch = 512;
+  if (!want('3') && !want('4') && !want('5') && !want('6')) return 0;
   if (MovieLens(a.movielens, p.neighbors, &ml)) {
     std::printf("\n[3] MovieLens-100k: %u items, %zu train pairs, peer config (2 layers, 64-d, "
                 "10 neighbours, batch 512, %d threads)\n",
                 ml.items, ml.train.size(), a.threads);
     for (std::uint32_t hidden : {64u, 128u}) {
+      if (!want('3')) break;
       p.hidden = hidden;
       Run peer_off = TrainOnce(ml, p, false, 512, 0);
+      Run peer_off1 = TrainOnce(ml, p, false, 512, 0, 1, 0, 1);
       Run peer_on = TrainOnce(ml, p, true, 512, 0);
-      if (!peer_on.ok || !peer_off.ok) return 1;
-      std::printf("m=%u: %.0f triplets/s pipelined (%.0f without), peer ~24000/s: %.2fx\n",
+      if (!peer_on.ok || !peer_off.ok || !peer_off1.ok) return 1;
+      std::printf("m=%u: %.0f triplets/s pipelined (%.0f without, %.0f without on one torch "
+                  "thread), peer ~24000/s: %.2fx\n",
                   hidden, peer_on.report.pairs_per_second, peer_off.report.pairs_per_second,
-                  peer_on.report.pairs_per_second / 24000.0);
+                  peer_off1.report.pairs_per_second, peer_on.report.pairs_per_second / 24000.0);
+      PrintBreakdown("  no-pipeline-1", peer_off1.report);
       PrintBreakdown("  pipeline", peer_on.report);
     }
     p.hidden = 128;
+    if (want('6')) {
+      // The consumer alone (no pipeline, one torch thread): for profilers.
+      Run r = TrainOnce(ml, p, false, 512, 0, 1, 0, 1, 1);
+      if (!r.ok) return 1;
+      PrintBreakdown("consumer", r.report);
+    }
+    if (want('5')) {
+      // Thread placement on the peer configuration: torch's OpenMP team and OpenBLAS's pool.
+      std::printf("thread matrix, m=128 (triplets/s):\n");
+      for (bool pipeline : {false, true}) {
+        for (int tt : {1, 2}) {
+          for (int bt : {1, 2}) {
+            Run r = TrainOnce(ml, p, pipeline, 512, 0, 1, 0, tt, bt);
+            if (!r.ok) return 1;
+            std::printf("  %-11s torch %d blas %d: %8.0f\n",
+                        pipeline ? "pipeline" : "no-pipeline", tt, bt,
+                        r.report.pairs_per_second);
+          }
+        }
+      }
+    }
+    if (!want('4')) return 0;
     Run quality = TrainOnce(ml, p, true, 500, 0, 5, 943);
     if (quality.ok) {
       const EpochStats& e = quality.report.epochs.back();
