@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "storage/store.h"
+#include "train/csr_pool.h"
 
 namespace pgraph::train {
 
@@ -17,11 +18,12 @@ ConvolveImpl::ConvolveImpl(std::int64_t in, std::int64_t hidden, std::int64_t ou
 
 at::Tensor ConvolveImpl::Pool(const at::Tensor& projected, const at::Tensor& offsets,
                               const at::Tensor& index, const at::Tensor& weight) const {
-  // embedding_bag modes: 0 sum (with per-sample weights), 1 mean, 2 max.
-  const std::int64_t mode = pooling == Pooling::kImportance ? 0 : pooling == Pooling::kMean ? 1 : 2;
-  auto result = at::embedding_bag(projected, index, offsets, /*scale_grad_by_freq=*/false, mode,
-                                  /*sparse=*/false,
-                                  mode == 0 ? weight : at::Tensor(),
+  if (pooling != Pooling::kMax) {
+    return CsrPool(projected, offsets, index, weight, pooling == Pooling::kMean);
+  }
+  // embedding_bag mode 2: max.
+  auto result = at::embedding_bag(projected, index, offsets, /*scale_grad_by_freq=*/false,
+                                  /*mode=*/2, /*sparse=*/false, at::Tensor(),
                                   /*include_last_offset=*/false);
   return std::get<0>(result);
 }

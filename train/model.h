@@ -44,8 +44,8 @@ class ConvolveImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& h_prev, std::int64_t n, const at::Tensor& offsets,
                      const at::Tensor& index, const at::Tensor& weight);
   // The pooled neighbourhood vectors n_u [n x hidden] from the projections
-  // p = ReLU(Q h + q) of h_prev (one embedding_bag: sum weighted by alpha, mean or max;
-  // 0 for a node without neighbours).
+  // p = ReLU(Q h + q) of h_prev (importance: sum weighted by alpha, or mean: CsrPool in
+  // train/csr_pool.h; max: embedding_bag; 0 for a node without neighbours).
   at::Tensor Pool(const at::Tensor& projected, const at::Tensor& offsets,
                   const at::Tensor& index, const at::Tensor& weight) const;
 

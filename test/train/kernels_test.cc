@@ -1,0 +1,115 @@
+// The training kernels that replace stock torch ops: each must give what the stock op
+// gives, forward and backward, on random cases with the awkward shapes (empty neighbour
+// lists, repeated rows, widths that are not a multiple of the vector width).
+#include <catch2/catch.hpp>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "train/csr_pool.h"
+
+namespace pgraph::train {
+namespace {
+
+double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+struct RandomCsr {
+  at::Tensor offsets, index, weight;
+};
+
+// n lists over `rows` rows; every fourth list is empty, rows repeat within a list.
+RandomCsr MakeCsr(std::int64_t n, std::int64_t rows, at::ScalarType dtype, std::uint64_t seed) {
+  at::manual_seed(seed);
+  std::vector<std::int64_t> offsets, index;
+  at::Tensor counts = at::randint(1, 12, {n}, at::TensorOptions().dtype(at::kLong));
+  for (std::int64_t u = 0; u < n; ++u) {
+    offsets.push_back(static_cast<std::int64_t>(index.size()));
+    if (u % 4 == 3) continue;
+    const std::int64_t c = counts[u].item<std::int64_t>();
+    at::Tensor r = at::randint(0, rows, {c}, at::TensorOptions().dtype(at::kLong));
+    for (std::int64_t j = 0; j < c; ++j) index.push_back(r[j].item<std::int64_t>());
+  }
+  RandomCsr csr;
+  auto i64 = at::TensorOptions().dtype(at::kLong);
+  csr.offsets = at::tensor(offsets, i64);
+  csr.index = at::tensor(index, i64);
+  csr.weight = at::rand({static_cast<std::int64_t>(index.size())},
+                        at::TensorOptions().dtype(dtype));
+  return csr;
+}
+
+// Forward and the gradient of a random linear function of the result, by CsrPool and by
+// at::embedding_bag (the op it replaces), for importance and mean pooling.
+void CompareWithEmbeddingBag(std::int64_t n, std::int64_t rows, std::int64_t m,
+                             at::ScalarType dtype, double tolerance) {
+  const RandomCsr csr = MakeCsr(n, rows, dtype, 11 + static_cast<std::uint64_t>(m));
+  auto opts = at::TensorOptions().dtype(dtype);
+  const at::Tensor p0 = at::randn({rows, m}, opts);
+  const at::Tensor r = at::randn({n, m}, opts);
+  for (bool mean : {false, true}) {
+    INFO("n " << n << " rows " << rows << " m " << m << (mean ? " mean" : " importance"));
+    at::Tensor pa = p0.clone().requires_grad_(true);
+    at::Tensor pb = p0.clone().requires_grad_(true);
+    at::Tensor a = CsrPool(pa, csr.offsets, csr.index, csr.weight, mean);
+    at::Tensor b = std::get<0>(at::embedding_bag(pb, csr.index, csr.offsets, false, mean ? 1 : 0,
+                                                 false, mean ? at::Tensor() : csr.weight,
+                                                 false));
+    REQUIRE(a.sizes() == b.sizes());
+    CHECK(MaxAbsDiff(a, b) < tolerance);
+    (a * r).sum().backward();
+    (b * r).sum().backward();
+    CHECK(MaxAbsDiff(pa.grad(), pb.grad()) < tolerance);
+    // Rows no list refers to get exactly zero.
+    at::Tensor used = at::zeros({rows}, at::TensorOptions().dtype(at::kBool));
+    used.index_fill_(0, csr.index, true);
+    CHECK(pa.grad().masked_select(used.logical_not().unsqueeze(1)).abs().sum().item<double>() ==
+          0.0);
+  }
+}
+
+TEST_CASE("CsrPool matches embedding_bag forward and backward", "[kernels]") {
+  CompareWithEmbeddingBag(37, 50, 16, at::kFloat, 1e-5);
+  CompareWithEmbeddingBag(200, 120, 37, at::kFloat, 1e-5);   // m not a multiple of 16
+  CompareWithEmbeddingBag(500, 300, 128, at::kFloat, 1e-5);  // several column blocks
+  CompareWithEmbeddingBag(64, 10, 5, at::kDouble, 1e-12);
+}
+
+TEST_CASE("CsrPool gives the same result on 1 and 2 threads", "[kernels]") {
+  const RandomCsr csr = MakeCsr(300, 200, at::kFloat, 5);
+  const at::Tensor p0 = at::randn({200, 64});
+  const at::Tensor r = at::randn({300, 64});
+  const int before = at::get_num_threads();
+  std::vector<at::Tensor> outs, grads;
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    at::Tensor p = p0.clone().requires_grad_(true);
+    at::Tensor out = CsrPool(p, csr.offsets, csr.index, csr.weight, false);
+    (out * r).sum().backward();
+    outs.push_back(out.detach());
+    grads.push_back(p.grad());
+  }
+  at::set_num_threads(before);
+  // Bitwise: threads split rows (forward) and columns (backward), never one sum.
+  CHECK(at::equal(outs[0], outs[1]));
+  CHECK(at::equal(grads[0], grads[1]));
+}
+
+TEST_CASE("CsrPool rejects bad lists", "[kernels]") {
+  const RandomCsr csr = MakeCsr(10, 20, at::kFloat, 3);
+  const at::Tensor p = at::randn({20, 8});
+  at::Tensor bad_index = csr.index.clone();
+  bad_index[0] = 20;
+  CHECK_THROWS(CsrPool(p, csr.offsets, bad_index, csr.weight, false));
+  at::Tensor bad_offsets = csr.offsets.clone();
+  bad_offsets[0] = 1;
+  CHECK_THROWS(CsrPool(p, bad_offsets, csr.index, csr.weight, false));
+  CHECK_THROWS(CsrPool(p, csr.offsets, csr.index, csr.weight.narrow(0, 0, 1), false));
+  CHECK_THROWS(CsrPool(p.to(at::kInt), csr.offsets, csr.index, csr.weight, false));
+}
+
+}  // namespace
+}  // namespace pgraph::train
