@@ -6,6 +6,7 @@
 
 #include "storage/store.h"
 #include "train/csr_pool.h"
+#include "train/fused_ops.h"
 
 namespace pgraph::train {
 
@@ -32,10 +33,11 @@ at::Tensor ConvolveImpl::forward(const at::Tensor& h_prev, std::int64_t n,
                                  const at::Tensor& offsets, const at::Tensor& index,
                                  const at::Tensor& weight) {
   // Project every input row once; neighbours then share the projection.
-  at::Tensor projected = at::relu(Q->forward(h_prev));
+  // In place: addmm's backward does not need its output.
+  at::Tensor projected = Q->forward(h_prev).relu_();
   at::Tensor pooled = Pool(projected, offsets, index, weight);
-  at::Tensor z = at::relu(W->forward(at::cat({h_prev.narrow(0, 0, n), pooled}, 1)));
-  return z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  return RowL2Normalize(W->forward(at::cat({h_prev.narrow(0, 0, n), pooled}, 1)),
+                        /*relu=*/true);
 }
 
 BatchTensors ToTensors(const MiniBatch& b, const at::Device& device) {
@@ -115,7 +117,7 @@ at::Tensor PinSageModelImpl::Input(const at::Tensor& features, const at::Tensor&
 
 at::Tensor PinSageModelImpl::Head(const at::Tensor& h) {
   at::Tensor z = G2->forward(at::relu(G1->forward(h)));
-  if (config.normalize) z = z / z.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+  if (config.normalize) z = RowL2Normalize(z, /*relu=*/false);
   if (scale) z = z * (2.0 * at::sigmoid(scale->forward(h)));
   return z;
 }

@@ -22,6 +22,7 @@
 #include "train/blas_kernels.h"
 #include "train/blas_threads.h"
 #include "train/checkpoint.h"
+#include "train/fused_ops.h"
 #include "train/model.h"
 
 namespace pgraph::train {
@@ -55,26 +56,26 @@ struct Adam {
     torch::NoGradGuard no_grad;
     double norm = 0;
     if (clip > 0) {
-      std::vector<at::Tensor> norms;
+      double sum = 0;
       for (auto& [name, p] : params) {
-        if (p.grad().defined()) norms.push_back(p.grad().pow(2).sum());
+        if (p.grad().defined()) sum += SquaredNorm(p.grad());
       }
-      if (!norms.empty()) norm = std::sqrt(at::stack(norms).sum().item<double>());
+      norm = std::sqrt(sum);
     }
-    const double scale = (clip > 0 && norm > clip) ? clip / (norm + 1e-6) : 1.0;
     ++step;
-    const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-    const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+    AdamScalars s;
+    s.lr = lr;
+    s.beta1 = beta1;
+    s.beta2 = beta2;
+    s.eps = eps;
+    s.grad_scale = (clip > 0 && norm > clip) ? clip / (norm + 1e-6) : 1.0;
+    s.bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+    s.bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
     for (std::size_t j = 0; j < params.size(); ++j) {
       at::Tensor& p = params[j].second;
       if (!p.grad().defined()) continue;
       at::Tensor g = p.grad();
-      if (scale != 1.0) g.mul_(scale);
-      m[j].mul_(beta1).add_(g, 1.0 - beta1);
-      v[j].mul_(beta2).addcmul_(g, g, 1.0 - beta2);
-      at::Tensor denom = (v[j].sqrt() / std::sqrt(bc2)).add_(eps);
-      p.addcdiv_(m[j], denom, -lr / bc1);
-      g.zero_();
+      AdamUpdate(p, g, m[j], v[j], s);
     }
     return norm;
   }

@@ -6,9 +6,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <vector>
 
 #include "train/csr_pool.h"
+#include "train/fused_ops.h"
 
 namespace pgraph::train {
 namespace {
@@ -109,6 +111,57 @@ TEST_CASE("CsrPool rejects bad lists", "[kernels]") {
   CHECK_THROWS(CsrPool(p, bad_offsets, csr.index, csr.weight, false));
   CHECK_THROWS(CsrPool(p, csr.offsets, csr.index, csr.weight.narrow(0, 0, 1), false));
   CHECK_THROWS(CsrPool(p.to(at::kInt), csr.offsets, csr.index, csr.weight, false));
+}
+
+TEST_CASE("RowL2Normalize matches the unfused expression forward and backward", "[kernels]") {
+  for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    for (bool relu : {false, true}) {
+      for (std::int64_t d : {5, 64, 67}) {
+        INFO("dtype " << dtype << " relu " << relu << " d " << d);
+        at::manual_seed(static_cast<std::uint64_t>(d) + relu);
+        auto opts = at::TensorOptions().dtype(dtype);
+        at::Tensor x0 = at::randn({40, d}, opts);
+        x0[3].fill_(0.0);   // a zero row: the 1e-12 clamp is active
+        x0[7].fill_(-1.0);  // all negative: zero after ReLU
+        const at::Tensor r = at::randn({40, d}, opts);
+        at::Tensor xa = x0.clone().requires_grad_(true);
+        at::Tensor xb = x0.clone().requires_grad_(true);
+        at::Tensor a = RowL2Normalize(xa, relu);
+        at::Tensor rb = relu ? at::relu(xb) : xb;
+        at::Tensor b = rb / rb.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+        const double tol = dtype == at::kFloat ? 1e-5 : 1e-12;
+        CHECK(MaxAbsDiff(a, b) < tol);
+        (a * r).sum().backward();
+        (b * r).sum().backward();
+        // Relative: the clamped rows' gradients are ~1e12 (as in the unfused expression).
+        at::Tensor ga = xa.grad(), gb = xb.grad();
+        CHECK(((ga - gb).abs() / gb.abs().clamp_min(1.0)).max().item<double>() < tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("AdamUpdate matches Adam written with tensor ops", "[kernels]") {
+  at::manual_seed(9);
+  at::Tensor p = at::randn({33, 7}), g = at::randn({33, 7});
+  at::Tensor m = at::randn({33, 7}) * 0.1, v = at::rand({33, 7}) * 0.01;
+  at::Tensor rp = p.clone(), rg = g.clone(), rm = m.clone(), rv = v.clone();
+  AdamScalars s;
+  s.lr = 3e-3;
+  s.bc1 = 1.0 - std::pow(s.beta1, 5.0);
+  s.bc2 = 1.0 - std::pow(s.beta2, 5.0);
+  s.grad_scale = 0.7;
+  AdamUpdate(p, g, m, v, s);
+  rg.mul_(s.grad_scale);
+  rm.mul_(s.beta1).add_(rg, 1.0 - s.beta1);
+  rv.mul_(s.beta2).addcmul_(rg, rg, 1.0 - s.beta2);
+  at::Tensor denom = (rv.sqrt() / std::sqrt(s.bc2)).add_(s.eps);
+  rp.addcdiv_(rm, denom, -s.lr / s.bc1);
+  CHECK(MaxAbsDiff(m, rm) < 1e-6);
+  CHECK(MaxAbsDiff(v, rv) < 1e-7);
+  CHECK(MaxAbsDiff(p, rp) < 1e-6);
+  CHECK(g.abs().sum().item<double>() == 0.0);
+  CHECK(std::abs(SquaredNorm(rp) - rp.to(at::kDouble).pow(2).sum().item<double>()) < 1e-9);
 }
 
 }  // namespace
