@@ -152,8 +152,23 @@ class Runner {
   Status Setup();
   Status PlanAndResume();
   Status PlanBlocks();
+  // How stage (b) of layer k holds the rows it gathers: all of them (in_memory, computed
+  // right there from h^(k-1), never written to the store), or ranges of R rows read from the
+  // stage (a) segments, for blocks of B items.
+  struct PoolPlan {
+    std::uint64_t B = 0, R = 0;
+    bool in_memory = false;
+  };
+  Result<PoolPlan> PlanPool(std::uint32_t k) const;
   Status RunProject(std::uint32_t k);
-  Status RunPool(std::uint32_t k);
+  // The in-memory plan's stage (a): the gathered rows of every item into `out`, in blocks of
+  // `B` rows (scratch: B x m floats besides the h block of RunPool).
+  Status ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* out);
+  // Stage (a) segments are gone but stage (b) of layer k is part-way (a run that pooled in
+  // memory, resumed with a budget that does not fit): start layer k again.
+  Status RestartLayer(std::uint32_t k);
+  bool HasProjections(std::uint32_t k) const;
+  Status RunPool(std::uint32_t k, const PoolPlan& plan);
   Status RunHead();
   Status BuildIndex();
 
@@ -191,6 +206,7 @@ class Runner {
   void Progress(const std::string& stage, std::uint32_t layer, std::uint64_t done,
                 std::uint64_t start_done, Clock::time_point t0, bool finished);
   std::uint32_t InDim(std::uint32_t k) const { return k == 1 ? model_.in_dim : d_; }
+  std::uint64_t PoolRowBytes(std::uint32_t k) const;
   // Width of the rows stage (a) writes and (b) gathers: W_pool p_v (d) when pooling is
   // linear and that is narrower, else p_v (m).
   std::uint32_t PooledWidth() const { return linear_pool_ ? d_ : m_; }
@@ -484,48 +500,109 @@ Status Runner::RunProject(std::uint32_t k) {
   return Status::OK();
 }
 
-Status Runner::RunPool(std::uint32_t k) {
+std::uint64_t Runner::PoolRowBytes(std::uint32_t k) const {
+  // Per item row: neighbour ids and weights (read width and used width), the h scratch, the
+  // concat [h | pooled], the output and the mean count.
+  return 8ull * (cols_.width + Tu_) + 4ull * (2 * InDim(k) + PooledWidth() + d_ + 1);
+}
+
+Result<Runner::PoolPlan> Runner::PlanPool(std::uint32_t k) const {
+  const std::uint64_t row_bytes = PoolRowBytes(k);
+  const std::uint64_t p_row = 4ull * PooledWidth();
+  const std::uint64_t p_all = N_ * p_row;
+  // In memory, stage (a) also needs a block of p (m wide) while it computes the rows.
+  const std::uint64_t mem_row = row_bytes + 4ull * m_;
+  PoolPlan plan;
+  if (opt_.partition_rows == 0 && p_all + std::min(N_, kMinBlockRows) * mem_row <= block_bytes_) {
+    plan.B = std::min({block_cap_, (block_bytes_ - p_all) / mem_row, N_});
+    // Prefer partitioning over blocks so small that per-block overheads dominate.
+    plan.in_memory = plan.B >= std::min<std::uint64_t>(N_, 256);
+  }
+  if (plan.in_memory) {
+    plan.R = N_;
+  } else {
+    plan.B = std::min({block_cap_, block_bytes_ / 2 / row_bytes, N_});
+    plan.R = opt_.partition_rows > 0 ? opt_.partition_rows
+                                     : (block_bytes_ - plan.B * row_bytes) / p_row;
+    plan.R = std::min(plan.R, N_);
+  }
+  if (plan.B < std::min<std::uint64_t>(kMinBlockRows, N_) || plan.R == 0) {
+    return Status::ResourceExhausted("memory budget too small to pool layer " + std::to_string(k));
+  }
+  return plan;
+}
+
+Status Runner::ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* out) {
+  const auto t0 = Clock::now();
+  const std::uint32_t in = InDim(k), pw = PooledWidth();
+  const LayerWeights& lw = layers_[k - 1];
+  std::vector<float> pbuf(linear_pool_ ? B * m_ : 0);
+  for (std::uint64_t b = 0; b < N_; b += B) {
+    PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    const std::uint64_t nb = std::min(B, N_ - b);
+    PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
+    const auto rows = static_cast<std::int64_t>(nb);
+    if (linear_pool_) {
+      Linear(lw.Qt, lw.q, hbuf, rows, pbuf.data(), true);
+      Linear(lw.WpoolT, at::Tensor(), pbuf.data(), rows, out + b * pw, false);
+    } else {
+      Linear(lw.Qt, lw.q, hbuf, rows, out + b * pw, true);
+    }
+  }
+  const double flops = N_ * (2.0 * in * m_ + (linear_pool_ ? 2.0 * m_ * pw : 0.0));
+  report_.flops += flops;
+  LayerReport& lr = report_.per_layer.back();
+  lr.project_seconds += Since(t0);
+  lr.flops += flops;
+  return Status::OK();
+}
+
+bool Runner::HasProjections(std::uint32_t k) const {
+  for (const auto& name : SegmentNames("p" + std::to_string(k))) {
+    if (!store_->HasColumn(name)) return false;
+  }
+  return true;
+}
+
+Status Runner::RestartLayer(std::uint32_t k) {
+  PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
+  for (const auto& name : SegmentNames("h" + std::to_string(k))) update->DropColumn(name);
+  State next{fingerprint_, 2 * (k - 1), 0, seg_rows_};
+  update->SetMeta(kStateKey, FormatState(next));
+  PGRAPH_RETURN_IF_ERROR(update->Publish());
+  state_ = next;
+  return Status::OK();
+}
+
+Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   const std::uint32_t stage = 2 * (k - 1) + 1;
   const std::uint32_t pw = PooledWidth();
   // Pooled rows sit after h in one [h | pooled] buffer: the input of W, or (linear pooling)
   // the pooled term added to W_self h.
   const std::uint32_t in = InDim(k), cw = in + pw;
   if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
+  const std::uint64_t B = plan.B, R = plan.R;
+  const bool in_memory = plan.in_memory;
+  const std::uint64_t row_bytes = PoolRowBytes(k), p_row = 4ull * pw;
   SegmentedColumn proj;
-  PGRAPH_RETURN_IF_ERROR(proj.Open(*store_, "p" + std::to_string(k), N_, seg_rows_, pw));
-
-  // Working set per item row: neighbour ids and weights (read width and used width), the
-  // h scratch, the concat [h | pooled], the output and the mean count.
-  const std::uint64_t row_bytes = 8ull * (cols_.width + Tu_) + 4ull * (2 * in + pw + d_ + 1);
-  const std::uint64_t p_row = 4ull * pw;
-  const std::uint64_t p_all = N_ * p_row;
-  std::uint64_t B = 0, R = 0;
-  bool in_memory = false;
-  if (opt_.partition_rows == 0 && p_all + std::min(N_, kMinBlockRows) * row_bytes <= block_bytes_) {
-    B = std::min({block_cap_, (block_bytes_ - p_all) / row_bytes, N_});
-    // Prefer partitioning over blocks so small that per-block overheads dominate.
-    in_memory = B >= std::min<std::uint64_t>(N_, 256);
-  }
-  if (in_memory) {
-    R = N_;
-  } else {
-    B = std::min({block_cap_, block_bytes_ / 2 / row_bytes, N_});
-    R = opt_.partition_rows > 0 ? opt_.partition_rows : (block_bytes_ - B * row_bytes) / p_row;
-    R = std::min(R, N_);
-  }
-  if (B < std::min<std::uint64_t>(kMinBlockRows, N_) || R == 0) {
-    return Status::ResourceExhausted("memory budget too small to pool layer " + std::to_string(k));
+  if (!in_memory) {
+    PGRAPH_RETURN_IF_ERROR(proj.Open(*store_, "p" + std::to_string(k), N_, seg_rows_, pw));
   }
   const std::uint64_t ranges = (N_ + R - 1) / R;
   report_.peak_working_bytes =
-      std::max(report_.peak_working_bytes, B * row_bytes + R * p_row + writer_bytes_);
+      std::max(report_.peak_working_bytes, B * row_bytes + R * p_row + writer_bytes_ +
+                                               (in_memory ? B * m_ * sizeof(float) : 0));
 
   std::vector<float> pbuf;
   storage::ResizeHuge(&pbuf, R * pw);  // gathered at random: TLB misses cost more than the reads
-  if (in_memory) PGRAPH_RETURN_IF_ERROR(proj.Read(0, N_, pbuf.data()));
   std::vector<NodeId> nbrs;
   std::vector<float> wts;
   std::vector<float> hbuf(B * in), cbuf(B * cw), zbuf(B * d_), cnt(B);
+  if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
+    report_.per_layer.push_back(LayerReport{});
+    report_.per_layer.back().layer = k;
+  }
+  if (in_memory) PGRAPH_RETURN_IF_ERROR(ProjectAll(k, B, hbuf.data(), pbuf.data()));
   std::vector<char> touched(ranges);
   const LayerWeights& lw = layers_[k - 1];
   const std::string label = "pool " + std::to_string(k) + "/" + std::to_string(K_);
@@ -732,8 +809,15 @@ Result<InferReport> Runner::Run() {
     PGRAPH_RETURN_IF_ERROR(PlanAndResume());
     torch::NoGradGuard no_grad;
     for (std::uint32_t k = 1; k <= K_; ++k) {
-      if (state_.stage <= 2 * (k - 1)) PGRAPH_RETURN_IF_ERROR(RunProject(k));
-      if (state_.stage <= 2 * (k - 1) + 1) PGRAPH_RETURN_IF_ERROR(RunPool(k));
+      if (state_.stage > 2 * (k - 1) + 1) continue;
+      PGRAPH_ASSIGN_OR_RETURN(PoolPlan plan, PlanPool(k));
+      if (!plan.in_memory) {
+        if (state_.stage == 2 * (k - 1) + 1 && !HasProjections(k)) {
+          PGRAPH_RETURN_IF_ERROR(RestartLayer(k));
+        }
+        if (state_.stage <= 2 * (k - 1)) PGRAPH_RETURN_IF_ERROR(RunProject(k));
+      }
+      PGRAPH_RETURN_IF_ERROR(RunPool(k, plan));
     }
     if (state_.stage <= 2 * K_) PGRAPH_RETURN_IF_ERROR(RunHead());
     PGRAPH_RETURN_IF_ERROR(BuildIndex());

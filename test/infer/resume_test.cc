@@ -77,6 +77,72 @@ TEST_CASE("resume after a stop at any point gives identical embeddings", "[resum
   }
 }
 
+// With the default block size the rows each layer gathers are computed in memory and never
+// stored: a stop in a layer's pooling resumes by computing them again.
+TEST_CASE("resume of the in-memory plan gives identical embeddings", "[resume]") {
+  pgraph::test::TempDir tmp;
+  testing::GraphSpec gs;
+  gs.items = 1000;
+  auto g = testing::MakeGraph(gs);
+  auto model = testing::MakeModel(testing::ModelSpec{}, g.items, g.feature_dim, g.width);
+  auto opts = [](const std::string& dir) {
+    InferOptions o = Opts(dir);
+    o.block_rows = 0;
+    return o;
+  };
+  const std::string full = tmp.Sub("full");
+  testing::WriteStore(full, g, tmp.path());
+  testing::WriteCheckpoint(full, *model);
+  auto r0 = Infer(opts(full));
+  REQUIRE(r0.ok());
+  REQUIRE(r0->per_layer[0].partitions == 1);
+  std::uint32_t dim = 0;
+  const auto expected = testing::ReadEmbedding(full, &dim);
+
+  for (std::string point : {"segment:h1:0", "published:h1:2", "segment:h2:3", "published:h2:1"}) {
+    DYNAMIC_SECTION(point) {
+      const std::string dir = tmp.Sub("s");
+      testing::WriteStore(dir, g, tmp.path());
+      testing::WriteCheckpoint(dir, *model);
+      InferOptions o = opts(dir);
+      o.test_stop = [&](std::string_view p) { return p == point; };
+      REQUIRE(Infer(o).status().IsCancelled());
+      InferOptions again = opts(dir);
+      again.resume = true;
+      auto r = Infer(again);
+      INFO(r.status().ToString());
+      REQUIRE(r.ok());
+      CHECK(r->resumed);
+      CHECK(testing::ReadEmbedding(dir, &dim) == expected);  // bit for bit
+      CHECK_FALSE(HasIntermediates(dir));
+    }
+  }
+
+  SECTION("resumed with a budget that forces partitioning") {
+    // The stopped run pooled layer 1 in memory; the resumed one must partition, so it has no
+    // stored rows to gather and starts layer 1 again.
+    const std::string dir = tmp.Sub("s");
+    testing::WriteStore(dir, g, tmp.path());
+    testing::WriteCheckpoint(dir, *model);
+    InferOptions o = opts(dir);
+    o.test_stop = [](std::string_view p) { return p == "published:h1:1"; };
+    REQUIRE(Infer(o).status().IsCancelled());
+    InferOptions again = Opts(dir);
+    again.partition_rows = 300;
+    again.resume = true;
+    auto r = Infer(again);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK(r->resumed);
+    REQUIRE(r->per_layer.size() == 2);
+    CHECK(r->per_layer[0].partitions > 1);
+    // Partitioned pooling sums each item's neighbours range by range: equal up to rounding.
+    const std::vector<double> want(expected.begin(), expected.end());
+    CHECK(testing::MaxAbsDiff(testing::ReadEmbedding(dir, &dim), want) < 1e-5);
+    CHECK_FALSE(HasIntermediates(dir));
+  }
+}
+
 TEST_CASE("a stop during the head keeps the previous embedding column", "[resume]") {
   pgraph::test::TempDir tmp;
   auto g = testing::MakeGraph(testing::GraphSpec{});
