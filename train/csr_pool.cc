@@ -36,7 +36,8 @@ struct Csr {
 // that every clone compiles it for its own instruction set.
 template <typename T>
 [[gnu::always_inline]] inline void PoolRowsBody(const Csr<T>& a, const T* p, std::int64_t m,
-                                                std::int64_t begin, std::int64_t end, T* out) {
+                                                bool relu, std::int64_t begin, std::int64_t end,
+                                                T* out) {
   for (std::int64_t u = begin; u < end; ++u) {
     T* __restrict o = out + u * m;
     std::fill(o, o + m, T{0});
@@ -44,7 +45,11 @@ template <typename T>
     for (std::int64_t e = e0; e < e1; ++e) {
       const T* __restrict pv = p + a.index[e] * m;
       const T w = a.weight ? a.weight[e] : T{1};
-      for (std::int64_t c = 0; c < m; ++c) o[c] += w * pv[c];
+      if (relu) {
+        for (std::int64_t c = 0; c < m; ++c) o[c] += w * std::max(pv[c], T{0});
+      } else {
+        for (std::int64_t c = 0; c < m; ++c) o[c] += w * pv[c];
+      }
     }
     if (a.weight == nullptr && e1 > e0) {
       const T inv = T{1} / static_cast<T>(e1 - e0);
@@ -53,9 +58,11 @@ template <typename T>
   }
 }
 
-// dp[index[e]][c0, c1) += w_e g[u][c0, c1) over every entry, in entry order.
+// dp[index[e]][c0, c1) += w_e g[u][c0, c1) over every entry, in entry order; then, when
+// `x` is given (ReLU pooling), dp = 0 where x <= 0.
 template <typename T>
 [[gnu::always_inline]] inline void ScatterRowsBody(const Csr<T>& a, const T* g, std::int64_t m,
+                                                   const T* x, std::int64_t rows,
                                                    std::int64_t c0, std::int64_t c1, T* dp) {
   const std::int64_t width = c1 - c0;
   for (std::int64_t u = 0; u < a.n; ++u) {
@@ -69,27 +76,33 @@ template <typename T>
       for (std::int64_t c = 0; c < width; ++c) d[c] += w * gu[c];
     }
   }
+  if (x == nullptr) return;
+  for (std::int64_t v = 0; v < rows; ++v) {
+    const T* __restrict xv = x + v * m + c0;
+    T* __restrict d = dp + v * m + c0;
+    for (std::int64_t c = 0; c < width; ++c) d[c] = xv[c] > T{0} ? d[c] : T{0};
+  }
 }
 
 PGRAPH_POOL_CLONES
-void PoolRows(const Csr<float>& a, const float* p, std::int64_t m, std::int64_t begin,
+void PoolRows(const Csr<float>& a, const float* p, std::int64_t m, bool relu, std::int64_t begin,
               std::int64_t end, float* out) {
-  PoolRowsBody(a, p, m, begin, end, out);
+  PoolRowsBody(a, p, m, relu, begin, end, out);
 }
 PGRAPH_POOL_CLONES
-void PoolRows(const Csr<double>& a, const double* p, std::int64_t m, std::int64_t begin,
-              std::int64_t end, double* out) {
-  PoolRowsBody(a, p, m, begin, end, out);
+void PoolRows(const Csr<double>& a, const double* p, std::int64_t m, bool relu,
+              std::int64_t begin, std::int64_t end, double* out) {
+  PoolRowsBody(a, p, m, relu, begin, end, out);
 }
 PGRAPH_POOL_CLONES
-void ScatterRows(const Csr<float>& a, const float* g, std::int64_t m, std::int64_t c0,
-                 std::int64_t c1, float* dp) {
-  ScatterRowsBody(a, g, m, c0, c1, dp);
+void ScatterRows(const Csr<float>& a, const float* g, std::int64_t m, const float* x,
+                 std::int64_t rows, std::int64_t c0, std::int64_t c1, float* dp) {
+  ScatterRowsBody(a, g, m, x, rows, c0, c1, dp);
 }
 PGRAPH_POOL_CLONES
-void ScatterRows(const Csr<double>& a, const double* g, std::int64_t m, std::int64_t c0,
-                 std::int64_t c1, double* dp) {
-  ScatterRowsBody(a, g, m, c0, c1, dp);
+void ScatterRows(const Csr<double>& a, const double* g, std::int64_t m, const double* x,
+                 std::int64_t rows, std::int64_t c0, std::int64_t c1, double* dp) {
+  ScatterRowsBody(a, g, m, x, rows, c0, c1, dp);
 }
 
 template <typename T>
@@ -129,9 +142,8 @@ void Check(const at::Tensor& projected, const at::Tensor& offsets, const at::Ten
   }
 }
 
-at::Tensor Forward(const at::Tensor& projected, const at::Tensor& offsets,
-                   const at::Tensor& index, const at::Tensor& weight, bool mean) {
-  at::Tensor p = projected.contiguous();
+at::Tensor Forward(const at::Tensor& p, const at::Tensor& offsets, const at::Tensor& index,
+                   const at::Tensor& weight, bool mean, bool relu) {
   const std::int64_t m = p.size(1);
   at::Tensor out = at::empty({offsets.numel(), m}, p.options());
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "CsrPool", [&] {
@@ -140,14 +152,16 @@ at::Tensor Forward(const at::Tensor& projected, const at::Tensor& offsets,
     scalar_t* po = out.data_ptr<scalar_t>();
     // Rows are independent; ~64 rows of T entries are enough work to be worth a thread.
     at::parallel_for(0, a.n, 64, [&](std::int64_t begin, std::int64_t end) {
-      PoolRows(a, pp, m, begin, end, po);
+      PoolRows(a, pp, m, relu, begin, end, po);
     });
   });
   return out;
 }
 
+// x: the pooled rows' input when they went through the ReLU (its mask), else undefined.
 at::Tensor Backward(const at::Tensor& grad, const at::Tensor& offsets, const at::Tensor& index,
-                    const at::Tensor& weight, bool mean, std::int64_t rows) {
+                    const at::Tensor& weight, bool mean, const at::Tensor& x,
+                    std::int64_t rows) {
   at::Tensor g = grad.contiguous();
   const std::int64_t m = g.size(1);
   at::Tensor dp = at::zeros({rows, m}, g.options());
@@ -155,12 +169,13 @@ at::Tensor Backward(const at::Tensor& grad, const at::Tensor& offsets, const at:
     const Csr<scalar_t> a = MakeCsr<scalar_t>(offsets, index, weight, mean);
     const scalar_t* pg = g.data_ptr<scalar_t>();
     scalar_t* pd = dp.data_ptr<scalar_t>();
+    const scalar_t* px = x.defined() ? x.data_ptr<scalar_t>() : nullptr;
     // Column blocks of 16 (one AVX-512 vector of floats) per unit of work: threads never
     // write the same element, and each element's sum keeps the entry order.
     constexpr std::int64_t kBlock = 16;
     const std::int64_t blocks = (m + kBlock - 1) / kBlock;
     at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
-      ScatterRows(a, pg, m, b0 * kBlock, std::min(m, b1 * kBlock), pd);
+      ScatterRows(a, pg, m, px, rows, b0 * kBlock, std::min(m, b1 * kBlock), pd);
     });
   });
   return dp;
@@ -170,35 +185,38 @@ class CsrPoolFunction : public torch::autograd::Function<CsrPoolFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& projected,
                             const at::Tensor& offsets, const at::Tensor& index,
-                            const at::Tensor& weight, bool mean) {
+                            const at::Tensor& weight, bool mean, bool relu) {
     Check(projected, offsets, index, weight, mean);
-    ctx->save_for_backward({offsets, index, mean ? at::Tensor() : weight});
-    ctx->saved_data["rows"] = projected.size(0);
+    at::Tensor p = projected.contiguous();
+    ctx->save_for_backward({offsets, index, mean ? at::Tensor() : weight,
+                            relu ? p : at::Tensor()});
+    ctx->saved_data["rows"] = p.size(0);
     ctx->saved_data["mean"] = mean;
-    return Forward(projected, offsets, index, weight, mean);
+    return Forward(p, offsets, index, weight, mean, relu);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     at::Tensor dp = Backward(grads[0], saved[0], saved[1], saved[2],
-                             ctx->saved_data["mean"].toBool(), ctx->saved_data["rows"].toInt());
-    return {dp, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+                             ctx->saved_data["mean"].toBool(), saved[3],
+                             ctx->saved_data["rows"].toInt());
+    return {dp, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor CsrPool(const at::Tensor& projected, const at::Tensor& offsets,
-                   const at::Tensor& index, const at::Tensor& weight, bool mean) {
+                   const at::Tensor& index, const at::Tensor& weight, bool mean, bool relu) {
   if (!projected.device().is_cpu()) {
-    auto result = at::embedding_bag(projected, index, offsets, /*scale_grad_by_freq=*/false,
+    auto result = at::embedding_bag(relu ? at::relu(projected) : projected, index, offsets, /*scale_grad_by_freq=*/false,
                                     /*mode=*/mean ? 1 : 0, /*sparse=*/false,
                                     mean ? at::Tensor() : weight,
                                     /*include_last_offset=*/false);
     return std::get<0>(result);
   }
-  return CsrPoolFunction::apply(projected, offsets, index, weight, mean);
+  return CsrPoolFunction::apply(projected, offsets, index, weight, mean, relu);
 }
 
 }  // namespace pgraph::train

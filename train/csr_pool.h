@@ -20,6 +20,9 @@ namespace pgraph::train {
 //   mean == false: n_u = sum_e weight[e] * projected[index[e]]   (importance pooling)
 //   mean == true:  n_u = the plain mean of projected[index[e]]   (weight unused)
 // A u without entries gets a zero row. Summation runs in entry order, like embedding_bag.
+// relu == true pools ReLU(projected) instead (CONVOLVE's p = ReLU(Q h + q)) without
+// materialising it or recording a separate ReLU: the same result and gradient as
+// CsrPool(at::relu(projected), ...).
 // Differentiable with respect to `projected` only. On a non-CPU device it falls back to
 // at::embedding_bag.
 // Requires: projected float32 or float64 [R x m]; offsets int64 [n], non-decreasing,
@@ -28,6 +31,7 @@ namespace pgraph::train {
 // Throws c10::Error when a requirement checked at run time (dtypes, shapes, index range)
 // fails. The inputs must stay alive and unchanged until backward has run.
 at::Tensor CsrPool(const at::Tensor& projected, const at::Tensor& offsets,
-                   const at::Tensor& index, const at::Tensor& weight, bool mean);
+                   const at::Tensor& index, const at::Tensor& weight, bool mean,
+                   bool relu = false);
 
 }  // namespace pgraph::train

@@ -33,9 +33,15 @@ at::Tensor ConvolveImpl::forward(const at::Tensor& h_prev, std::int64_t n,
                                  const at::Tensor& offsets, const at::Tensor& index,
                                  const at::Tensor& weight) {
   // Project every input row once; neighbours then share the projection.
-  // In place: addmm's backward does not need its output.
-  at::Tensor projected = Q->forward(h_prev).relu_();
-  at::Tensor pooled = Pool(projected, offsets, index, weight);
+  at::Tensor pooled;
+  if (pooling == Pooling::kMax) {
+    // In place: addmm's backward does not need its output.
+    pooled = Pool(Q->forward(h_prev).relu_(), offsets, index, weight);
+  } else {
+    // The ReLU runs inside the pooling op.
+    pooled = CsrPool(Q->forward(h_prev), offsets, index, weight, pooling == Pooling::kMean,
+                     /*relu=*/true);
+  }
   return RowL2Normalize(W->forward(at::cat({h_prev.narrow(0, 0, n), pooled}, 1)),
                         /*relu=*/true);
 }

@@ -45,21 +45,24 @@ RandomCsr MakeCsr(std::int64_t n, std::int64_t rows, at::ScalarType dtype, std::
 }
 
 // Forward and the gradient of a random linear function of the result, by CsrPool and by
-// at::embedding_bag (the op it replaces), for importance and mean pooling.
+// at::embedding_bag (the op it replaces), for importance and mean pooling, with and without
+// the fused ReLU.
 void CompareWithEmbeddingBag(std::int64_t n, std::int64_t rows, std::int64_t m,
                              at::ScalarType dtype, double tolerance) {
   const RandomCsr csr = MakeCsr(n, rows, dtype, 11 + static_cast<std::uint64_t>(m));
   auto opts = at::TensorOptions().dtype(dtype);
   const at::Tensor p0 = at::randn({rows, m}, opts);
   const at::Tensor r = at::randn({n, m}, opts);
-  for (bool mean : {false, true}) {
-    INFO("n " << n << " rows " << rows << " m " << m << (mean ? " mean" : " importance"));
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool mean = variant & 1, relu = variant & 2;
+    INFO("n " << n << " rows " << rows << " m " << m << (mean ? " mean" : " importance")
+              << (relu ? " relu" : ""));
     at::Tensor pa = p0.clone().requires_grad_(true);
     at::Tensor pb = p0.clone().requires_grad_(true);
-    at::Tensor a = CsrPool(pa, csr.offsets, csr.index, csr.weight, mean);
-    at::Tensor b = std::get<0>(at::embedding_bag(pb, csr.index, csr.offsets, false, mean ? 1 : 0,
-                                                 false, mean ? at::Tensor() : csr.weight,
-                                                 false));
+    at::Tensor a = CsrPool(pa, csr.offsets, csr.index, csr.weight, mean, relu);
+    at::Tensor b = std::get<0>(at::embedding_bag(relu ? at::relu(pb) : pb, csr.index,
+                                                 csr.offsets, false, mean ? 1 : 0, false,
+                                                 mean ? at::Tensor() : csr.weight, false));
     REQUIRE(a.sizes() == b.sizes());
     CHECK(MaxAbsDiff(a, b) < tolerance);
     (a * r).sum().backward();
@@ -89,7 +92,7 @@ TEST_CASE("CsrPool gives the same result on 1 and 2 threads", "[kernels]") {
   for (int threads : {1, 2}) {
     at::set_num_threads(threads);
     at::Tensor p = p0.clone().requires_grad_(true);
-    at::Tensor out = CsrPool(p, csr.offsets, csr.index, csr.weight, false);
+    at::Tensor out = CsrPool(p, csr.offsets, csr.index, csr.weight, false, /*relu=*/true);
     (out * r).sum().backward();
     outs.push_back(out.detach());
     grads.push_back(p.grad());
