@@ -145,6 +145,13 @@ Result<double> GemmFlopsPerSecond(std::span<const std::uint64_t> m,
                                   std::span<const std::uint64_t> n, int threads,
                                   double min_seconds);
 
+// The bound for the memory-bound part of inference: neighbour rows gathered per second by
+// the pooling kernel inference uses (importance pooling), with no store I/O: every item of
+// `items` sums T uniformly random rows of an items x `width` float32 matrix in memory, on
+// `threads` threads, repeated for at least `min_seconds`. InvalidArgument for empty shapes.
+Result<double> GatherRowsPerSecond(std::uint64_t items, std::uint32_t width, std::uint32_t T,
+                                   int threads, double min_seconds);
+
 // Reads the `embedding` column of `store` as float rows: `*dim` gets its width.
 // NotFound when there is none. Cost: one pass over the column.
 Result<std::vector<float>> ReadEmbeddings(const storage::Store& store, std::uint32_t* dim);

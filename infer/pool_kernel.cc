@@ -1,6 +1,16 @@
 #include "infer/pool_kernel.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "infer/infer.h"
+#include "storage/huge_pages.h"
 
 namespace pgraph::infer {
 namespace {
@@ -108,6 +118,52 @@ void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t b
       PoolMax(in, begin, end, acc, stride);
       break;
   }
+}
+
+Result<double> GatherRowsPerSecond(std::uint64_t items, std::uint32_t width, std::uint32_t T,
+                                   int threads, double min_seconds) {
+  if (items == 0 || width == 0 || T == 0 || items >= kInvalidNode) {
+    return Status::InvalidArgument("empty or too large gather shape");
+  }
+  std::vector<float> p;
+  storage::ResizeHuge(&p, items * width);
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  for (float& x : p) x = unit(rng);
+  // One block of neighbour lists, reused for every block of items: the rows it names are
+  // spread over the whole matrix, as a real graph's are.
+  const std::uint64_t B = std::min<std::uint64_t>(items, 65536);
+  std::vector<NodeId> nbrs(B * T);
+  std::vector<float> wts(B * T, 1.0f / static_cast<float>(T));
+  for (NodeId& v : nbrs) v = static_cast<NodeId>(rng() % items);
+  std::vector<float> acc(B * width);
+  PoolInputs in;
+  in.neighbors = nbrs.data();
+  in.weights = wts.data();
+  in.T = T;
+  in.p = p.data();
+  in.lo = 0;
+  in.hi = static_cast<NodeId>(items);
+  in.m = width;
+  tbb::task_arena arena(std::max(1, threads));
+  const auto t0 = std::chrono::steady_clock::now();
+  double seconds = 0;
+  std::uint64_t rows = 0;
+  do {
+    for (std::uint64_t b = 0; b < items; b += B) {
+      const std::uint64_t nb = std::min(B, items - b);
+      std::fill(acc.begin(), acc.begin() + nb * width, 0.0f);
+      arena.execute([&] {
+        tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 64), [&](const auto& r) {
+          PoolNeighbors(in, train::Pooling::kImportance, r.begin(), r.end(), acc.data(), width,
+                        nullptr);
+        });
+      });
+      rows += nb * T;
+    }
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (seconds < min_seconds);
+  return static_cast<double>(rows) / seconds;
 }
 
 }  // namespace pgraph::infer

@@ -233,6 +233,22 @@ int main(int argc, char** argv) {
   std::printf("plain GEMM of the same shapes: %.2f GFLOP/s; inference %.2f GFLOP/s = %.0f%% "
               "of it\n",
               *gemm / 1e9, rb.flops / rb.seconds / 1e9, 100.0 * rb.flops / rb.seconds / *gemm);
+  // Pooling is a sparse gather (2 flops per 4 bytes read at random): its bound is memory, not
+  // the GEMM rate. The same kernel over an in-memory matrix of the rows one layer gathers
+  // (importance pooling gathers W_pool p, d wide, when d <= m) gives the machine's bound for
+  // the whole run: its GEMM flops at the plain-GEMM rate plus its gathers at that rate.
+  const std::uint32_t pw = a.dim <= a.hidden ? a.dim : a.hidden;
+  auto gather = infer::GatherRowsPerSecond(a.items, pw, a.T, a.threads, 3.0);
+  Die(gather.status(), "gather");
+  const double gathered = static_cast<double>(a.layers) * a.items * a.T;
+  const double gemm_flops = rb.flops - 2.0 * gathered * pw;
+  const double bound = gemm_flops / *gemm + gathered / *gather;
+  std::printf("plain gather of the same rows (%u floats, in memory): %.1f M rows/s\n", pw,
+              *gather / 1e6);
+  std::printf("bound = GEMM flops at the plain-GEMM rate + gathers at the plain-gather rate = "
+              "%.2f s (%.2f + %.2f); inference %.2f s = %.0f%% of the bound\n",
+              bound, gemm_flops / *gemm, gathered / *gather, rb.seconds,
+              100.0 * bound / rb.seconds);
   std::filesystem::remove_all(a.dir);
   return 0;
 }
