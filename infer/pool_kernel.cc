@@ -41,9 +41,11 @@ inline void PrefetchEntry(const PoolInputs& in, std::uint64_t e, std::uint64_t e
   }
 }
 
+// Importance pooling (weights given) or the sums of mean pooling (weights null: w = 1, which
+// multiplies exactly, and count[u] counts the neighbours).
 PGRAPH_VECTOR_CLONES
-void PoolWeighted(const PoolInputs& in, std::uint64_t begin, std::uint64_t end, float* acc,
-                  std::uint64_t stride) {
+void PoolLinear(const PoolInputs& in, const float* weights, std::uint64_t begin,
+                std::uint64_t end, float* acc, std::uint64_t stride, float* count) {
   const std::uint32_t T = in.T, m = in.m;
   const std::uint64_t end_e = end * T;
   for (std::uint64_t e = begin * T; e < std::min(begin * T + kPrefetchAhead, end_e); ++e) {
@@ -57,30 +59,9 @@ void PoolWeighted(const PoolInputs& in, std::uint64_t begin, std::uint64_t end, 
       const NodeId v = in.neighbors[e];
       if (v == kInvalidNode || v < in.lo || v >= in.hi) continue;
       const float* __restrict pv = in.p + static_cast<std::uint64_t>(v - in.lo) * m;
-      const float w = in.weights[e];
+      const float w = weights != nullptr ? weights[e] : 1.0f;
       for (std::uint32_t i = 0; i < m; ++i) a[i] += w * pv[i];
-    }
-  }
-}
-
-PGRAPH_VECTOR_CLONES
-void PoolSum(const PoolInputs& in, std::uint64_t begin, std::uint64_t end, float* acc,
-             std::uint64_t stride, float* count) {
-  const std::uint32_t T = in.T, m = in.m;
-  const std::uint64_t end_e = end * T;
-  for (std::uint64_t e = begin * T; e < std::min(begin * T + kPrefetchAhead, end_e); ++e) {
-    PrefetchEntry(in, e, end_e);
-  }
-  for (std::uint64_t u = begin; u < end; ++u) {
-    float* __restrict a = acc + u * stride;
-    for (std::uint32_t t = 0; t < T; ++t) {
-      const std::uint64_t e = u * T + t;
-      PrefetchEntry(in, e + kPrefetchAhead, end_e);
-      const NodeId v = in.neighbors[e];
-      if (v == kInvalidNode || v < in.lo || v >= in.hi) continue;
-      const float* __restrict pv = in.p + static_cast<std::uint64_t>(v - in.lo) * m;
-      for (std::uint32_t i = 0; i < m; ++i) a[i] += pv[i];
-      count[u] += 1;
+      if (weights == nullptr) count[u] += 1;
     }
   }
 }
@@ -109,10 +90,10 @@ void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t b
                    std::uint64_t end, float* acc, std::uint64_t stride, float* count) {
   switch (pooling) {
     case train::Pooling::kImportance:
-      PoolWeighted(in, begin, end, acc, stride);
+      PoolLinear(in, in.weights, begin, end, acc, stride, count);
       break;
     case train::Pooling::kMean:
-      PoolSum(in, begin, end, acc, stride, count);
+      PoolLinear(in, nullptr, begin, end, acc, stride, count);
       break;
     case train::Pooling::kMax:
       PoolMax(in, begin, end, acc, stride);
