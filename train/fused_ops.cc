@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <vector>
 
 namespace pgraph::train {
 namespace {
@@ -147,6 +149,101 @@ class RowL2NormalizeFunction : public torch::autograd::Function<RowL2NormalizeFu
   }
 };
 
+// Forward of SoftmaxLossFirst, in three passes so that the exponentials run in torch's
+// vectorised at::exp_ (a scalar std::exp loop was slower than the unfused ops): shifted[i]
+// receives row - max(row) (scaled by 1/tau) and first[b] the positive's shifted score.
+template <typename T>
+void SoftmaxShift(const std::vector<const T*>& parts, const std::vector<std::int64_t>& k,
+                  std::int64_t rows, T inv_tau, const std::vector<T*>& shifted, T* first) {
+  for (std::int64_t b = 0; b < rows; ++b) {
+    T mx = -std::numeric_limits<T>::infinity();
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const T* r = parts[i] + b * k[i];
+      for (std::int64_t j = 0; j < k[i]; ++j) mx = std::max(mx, r[j] * inv_tau);
+    }
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const T* r = parts[i] + b * k[i];
+      T* e = shifted[i] + b * k[i];
+      for (std::int64_t j = 0; j < k[i]; ++j) e[j] = r[j] * inv_tau - mx;
+    }
+    first[b] = shifted[0][b * k[0]];
+  }
+}
+
+// After exp: normalises each row of probs to sum 1; returns the sum over rows of
+// logsumexp(row) - row[0] = log(sum of exps) - first[b] (not log(exp(first)), which
+// underflows for a positive far below the row's maximum).
+template <typename T>
+double SoftmaxNormalize(const std::vector<T*>& probs, const std::vector<std::int64_t>& k,
+                        std::int64_t rows, const T* first) {
+  double total = 0;
+  for (std::int64_t b = 0; b < rows; ++b) {
+    T sum = 0;
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      const T* e = probs[i] + b * k[i];
+      for (std::int64_t j = 0; j < k[i]; ++j) sum += e[j];
+    }
+    total += std::log(static_cast<double>(sum)) - static_cast<double>(first[b]);
+    const T inv_sum = T{1} / sum;
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      T* e = probs[i] + b * k[i];
+      for (std::int64_t j = 0; j < k[i]; ++j) e[j] *= inv_sum;
+    }
+  }
+  return total;
+}
+
+class SoftmaxLossFunction : public torch::autograd::Function<SoftmaxLossFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList scores,
+                            double temperature) {
+    const std::int64_t rows = scores[0].size(0);
+    std::vector<at::Tensor> parts, probs;
+    std::vector<std::int64_t> k;
+    for (const at::Tensor& x : scores) {
+      TORCH_CHECK(x.dim() == 2 && x.size(0) == rows && x.scalar_type() == scores[0].scalar_type(),
+                  "SoftmaxLossFirst: scores must be [B x k] of one dtype");
+      parts.push_back(x.contiguous());
+      probs.push_back(at::empty_like(parts.back()));
+      k.push_back(x.size(1));
+    }
+    double total = 0;
+    at::Tensor first = at::empty({rows}, scores[0].options());
+    AT_DISPATCH_FLOATING_TYPES(scores[0].scalar_type(), "SoftmaxLossFirst", [&] {
+      std::vector<const scalar_t*> in;
+      std::vector<scalar_t*> out;
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        in.push_back(parts[i].data_ptr<scalar_t>());
+        out.push_back(probs[i].data_ptr<scalar_t>());
+      }
+      SoftmaxShift<scalar_t>(in, k, rows, static_cast<scalar_t>(1.0 / temperature), out,
+                             first.data_ptr<scalar_t>());
+      for (at::Tensor& p : probs) p.exp_();
+      total = SoftmaxNormalize<scalar_t>(out, k, rows, first.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward(probs);
+    ctx->saved_data["temperature"] = temperature;
+    return at::scalar_tensor(total / static_cast<double>(rows), scores[0].options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto probs = ctx->get_saved_variables();
+    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const std::int64_t rows = probs[0].size(0);
+    const double g = grads[0].item<double>();
+    torch::autograd::variable_list out;
+    // d loss / d score = g / (B tau) * (softmax - [positive]).
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      at::Tensor d = probs[i] * (g / static_cast<double>(rows) / temperature);
+      if (i == 0) d.select(1, 0).sub_(g / static_cast<double>(rows) / temperature);
+      out.push_back(d);
+    }
+    out.emplace_back();  // temperature
+    return out;
+  }
+};
+
 PGRAPH_FUSED_CLONES
 void AdamLoop(float* __restrict p, float* __restrict g, float* __restrict m,
               float* __restrict v, std::int64_t n, float beta1, float one_minus_beta1,
@@ -172,6 +269,19 @@ at::Tensor RowL2Normalize(const at::Tensor& x, bool relu) {
     return r / r.norm(2, {1}, /*keepdim=*/true).clamp_min(kNormEps);
   }
   return RowL2NormalizeFunction::apply(x, relu);
+}
+
+at::Tensor SoftmaxLossFirst(const std::vector<at::Tensor>& scores, double temperature) {
+  TORCH_CHECK(!scores.empty() && scores[0].dim() == 2 && scores[0].size(0) >= 1 &&
+                  scores[0].size(1) >= 1 && temperature > 0,
+              "SoftmaxLossFirst: needs a positive column and temperature > 0");
+  const at::ScalarType t = scores[0].scalar_type();
+  if (!scores[0].device().is_cpu() || (t != at::kFloat && t != at::kDouble)) {
+    at::Tensor logits = at::cat(scores, 1) / temperature;
+    return at::cross_entropy_loss(
+        logits, at::zeros({logits.size(0)}, logits.options().dtype(at::kLong)));
+  }
+  return SoftmaxLossFunction::apply(at::TensorList(scores), temperature);
 }
 
 void AdamUpdate(at::Tensor& p, at::Tensor& g, at::Tensor& m, at::Tensor& v,

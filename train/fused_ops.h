@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 namespace pgraph::train {
 
 // y = r / max(||r||_2, 1e-12) row by row, where r = ReLU(x) when `relu`, else x.
@@ -17,6 +19,15 @@ namespace pgraph::train {
 // (including its 1e-12 clamp). Requires: x a float32 or float64 matrix. Throws c10::Error
 // otherwise.
 at::Tensor RowL2Normalize(const at::Tensor& x, bool relu);
+
+// The sampled-softmax loss with the positive first: with rows r_b = concat over `scores`
+// of scores[k][b] / temperature, mean_b(logsumexp(r_b) - r_b[0]), i.e.
+// cross_entropy(cat(scores, 1) / temperature, zeros) without the concatenation, the
+// division, the target tensor and their backward ops. Entries of -inf (masked) get zero
+// gradient. Differentiable with respect to every score tensor.
+// Requires: scores non-empty, each [B x k_i] with the same B >= 1 and dtype; scores[0] has
+// k_0 >= 1 (its column 0 is the positive); temperature > 0.
+at::Tensor SoftmaxLossFirst(const std::vector<at::Tensor>& scores, double temperature);
 
 // Adam with PyTorch's update rule on one parameter tensor, in place:
 //   g *= grad_scale; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;

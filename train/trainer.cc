@@ -380,28 +380,29 @@ class Trainer {
       at::Tensor zq = z.index_select(0, t.query);
       at::Tensor zi = z.index_select(0, t.positive);
       at::Tensor pos = (zq * zi).sum(1, /*keepdim=*/true);             // [B x 1]
-      at::Tensor neg = zq.mm(z.index_select(0, t.negative).t());       // [B x N]
+      // Score blocks of the negatives, [B x *] each: shared, in-batch, hard.
+      std::vector<at::Tensor> negs = {zq.mm(z.index_select(0, t.negative).t())};
       if (opt_.in_batch_negatives && zi.size(0) > 1) {
         // The other pairs' positives; a pair's own positive is masked out (-inf for the
         // softmax, no hinge for the margin loss).
         at::Tensor others = zq.mm(zi.t());
         at::Tensor own = at::eye(others.size(0), others.options().dtype(at::kBool));
         others = others.masked_fill(own, -std::numeric_limits<float>::infinity());
-        neg = at::cat({neg, others}, 1);
+        negs.push_back(others);
       }
       if (t.hard_per_pair > 0) {
         const std::int64_t B = zq.size(0);
         at::Tensor zh = z.index_select(0, t.hard).view({B, t.hard_per_pair, z.size(1)});
         at::Tensor hs = at::bmm(zh, zq.unsqueeze(2)).squeeze(2);     // [B x H]
-        neg = at::cat({neg, hs}, 1);
+        negs.push_back(hs);
       }
       at::Tensor loss;
       if (opt_.loss == Loss::kSoftmax) {
         // The positive is class 0 of each row.
-        at::Tensor logits = at::cat({pos, neg}, 1) / opt_.temperature;
-        loss = at::cross_entropy_loss(
-            logits, at::zeros({logits.size(0)}, logits.options().dtype(at::kLong)));
+        negs.insert(negs.begin(), pos);
+        loss = SoftmaxLossFirst(negs, opt_.temperature);
       } else {
+        at::Tensor neg = negs.size() == 1 ? negs[0] : at::cat(negs, 1);
         loss = at::relu(neg - pos + opt_.margin).mean();
       }
       double loss_value = loss.item<double>();

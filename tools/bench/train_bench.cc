@@ -304,6 +304,10 @@ int main(int argc, char** argv) {
       Run r = TrainOnce(ml, p, false, 512, 0, 1, 0, 1, 1);
       if (!r.ok) return 1;
       PrintBreakdown("consumer", r.report);
+      for (const GemmShape& s : r.report.gemm_shapes) {
+        std::printf("    gemm %ld x %ld x %ld\n", static_cast<long>(s.m), static_cast<long>(s.k),
+                    static_cast<long>(s.n));
+      }
     }
     if (want('5')) {
       // Thread placement on the peer configuration: torch's OpenMP team and OpenBLAS's pool.
