@@ -15,9 +15,11 @@
 namespace pgraph::infer {
 namespace {
 
+// ISA levels, which GCC dispatches on from feature flags; "arch=<cpu>" clones go by CPU
+// model, and CPUs newer than the compiler (Emerald Rapids here) then run the SSE2 default.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define PGRAPH_VECTOR_CLONES \
-  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define PGRAPH_VECTOR_CLONES
 #endif
