@@ -210,9 +210,9 @@ class CsrPoolFunction : public torch::autograd::Function<CsrPoolFunction> {
 at::Tensor CsrPool(const at::Tensor& projected, const at::Tensor& offsets,
                    const at::Tensor& index, const at::Tensor& weight, bool mean, bool relu) {
   if (!projected.device().is_cpu()) {
-    auto result = at::embedding_bag(relu ? at::relu(projected) : projected, index, offsets, /*scale_grad_by_freq=*/false,
-                                    /*mode=*/mean ? 1 : 0, /*sparse=*/false,
-                                    mean ? at::Tensor() : weight,
+    auto result = at::embedding_bag(relu ? at::relu(projected) : projected, index, offsets,
+                                    /*scale_grad_by_freq=*/false, /*mode=*/mean ? 1 : 0,
+                                    /*sparse=*/false, mean ? at::Tensor() : weight,
                                     /*include_last_offset=*/false);
     return std::get<0>(result);
   }

@@ -104,7 +104,9 @@ void NormalizeRowsBackward(const double* y, const double* norms, const double* d
 }
 
 // Rows per thread task: enough work (~16k elements) to be worth a thread.
-std::int64_t RowGrain(std::int64_t d) { return std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, d)); }
+std::int64_t RowGrain(std::int64_t d) {
+  return std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(1, d));
+}
 
 class RowL2NormalizeFunction : public torch::autograd::Function<RowL2NormalizeFunction> {
  public:
