@@ -13,6 +13,9 @@
 #                                    both is an error, so set TRAIN_FLAGS_<SET> to replace them
 #   WALK_FLAGS                       extra `pgraph walk` flags
 #   GEN_ITEMS=100000 GEN_CONTEXTS=100000 GEN_EDGES=2000000   the generated graph
+#   GEN_FLAGS                        extra `pgraph generate` flags, e.g. the graded-taste graph
+#                                    "--mixing 0.1 --secondary 0.3 --related 2" (an existing
+#                                    graph in WORK is reused: use a new WORK when changing them)
 #   MAX_QUERIES=2000                 queries evaluated on the generated graph
 #   THREADS=0                        --threads for every stage (0: all cores)
 # Stages whose command is not in the binary are skipped; so is pinsage without them.
@@ -116,7 +119,7 @@ for set in $SETS; do
       if [[ ! -f $dir/edges.tsv ]]; then
         step "generated: $GEN_ITEMS items, $GEN_CONTEXTS contexts, $GEN_EDGES edges"
         "$PGRAPH" generate --quiet --out "$dir" --items "$GEN_ITEMS" --contexts "$GEN_CONTEXTS" \
-          --edges "$GEN_EDGES" --seed 7 --threads "$THREADS" >&2
+          --edges "$GEN_EDGES" --seed 7 --threads "$THREADS" ${GEN_FLAGS:-} >&2
       fi
       pipeline generated "$dir" "$dir/features.tsv" --heldout "$dir/truth.tsv"
       run_eval generated "pairs full" "$WORK/generated/store" --pairs "$dir/truth.tsv" \
