@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -624,14 +625,27 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
         for (std::uint64_t b = first; b < first + n; b += B) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
-          PGRAPH_RETURN_IF_ERROR(ReadNeighborRows(cols_, model_, b, nb, &nbrs, &wts));
-          PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
+          // The two reads are independent copies out of the store: one on each thread.
+          Status read_n, read_h;
+          arena_->execute([&] {
+            tbb::parallel_invoke(
+                [&] { read_n = ReadNeighborRows(cols_, model_, b, nb, &nbrs, &wts); },
+                [&] { read_h = ReadH(k - 1, b, nb, hbuf.data()); });
+          });
+          PGRAPH_RETURN_IF_ERROR(read_n);
+          PGRAPH_RETURN_IF_ERROR(read_h);
           std::uint64_t nnz = 0;
           std::fill(touched.begin(), touched.end(), 0);
-          for (std::uint64_t i = 0; i < nb * Tu; ++i) {
-            if (nbrs[i] == kInvalidNode) continue;
-            ++nnz;
-            touched[nbrs[i] / R] = 1;
+          if (in_memory) {  // one range; the count only feeds the FLOP report
+            nnz = nb * Tu - static_cast<std::uint64_t>(std::count(
+                                nbrs.begin(), nbrs.begin() + nb * Tu, kInvalidNode));
+            touched[0] = 1;
+          } else {
+            for (std::uint64_t i = 0; i < nb * Tu; ++i) {
+              if (nbrs[i] == kInvalidNode) continue;
+              ++nnz;
+              touched[nbrs[i] / R] = 1;
+            }
           }
           arena_->execute([&] {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
@@ -673,18 +687,18 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
           const std::uint32_t d = d_;
           if (linear_pool_) {
             Linear(lw.WselfT, lw.w, hbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
-            for (std::uint64_t u = 0; u < nb; ++u) {
-              const float* acc = cbuf.data() + u * cw + in;
-              float* z = zbuf.data() + u * d;
-              for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
-            }
           } else {
             Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
           }
+          const bool add_pooled = linear_pool_;
           arena_->execute([&] {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
                 float* z = zbuf.data() + u * d;
+                if (add_pooled) {  // z = ReLU(W_self h + w + pooled W_pool p)
+                  const float* acc = cbuf.data() + u * cw + in;
+                  for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
+                }
                 double ss = 0;
                 for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];
                 const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
