@@ -761,17 +761,25 @@ Status Runner::RunHead() {
     PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf.data()));
     Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
     Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
-    if (model_.config.normalize) NormalizeRows(zbuf.data(), nb, d_);
-    if (!scale_w_.empty()) {  // the learned length, from h_K
-      for (std::uint64_t r = 0; r < nb; ++r) {
-        double a = scale_w_[d_];
-        for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
-        const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
-        for (std::uint64_t c = 0; c < d_; ++c) zbuf[r * d_ + c] *= len;
-      }
-    }
+    const bool normalize = model_.config.normalize;
+    arena_->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 1024), [&](const auto& rr) {
+        for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
+          float* z = zbuf.data() + r * d_;
+          if (normalize) NormalizeRows(z, 1, d_);
+          if (!scale_w_.empty()) {  // the learned length, from h_K
+            double a = scale_w_[d_];
+            for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
+            const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
+            for (std::uint64_t c = 0; c < d_; ++c) z[c] *= len;
+          }
+          if (f16) {
+            for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
+          }
+        }
+      });
+    });
     if (f16) {
-      for (std::uint64_t i = 0; i < nb * d_; ++i) half[i] = storage::FloatToHalf(zbuf[i]);
       PGRAPH_RETURN_IF_ERROR(w->AppendValues<std::uint16_t>(std::span(half).first(nb * d_)));
     } else {
       PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
