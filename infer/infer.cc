@@ -619,6 +619,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   }
   const std::uint32_t Tu = Tu_;
   const train::Pooling pooling = pooling_;
+  const bool add_pooled = linear_pool_;  // z = ReLU(W_self h + w + pooled), no concat
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, d_,
       [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
@@ -651,7 +652,8 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
                 float* row = cbuf.data() + u * cw;
-                std::memcpy(row, hbuf.data() + u * in, in * sizeof(float));
+                // W's input [h | pooled]; linear pooling multiplies h on its own (W_self).
+                if (!add_pooled) std::memcpy(row, hbuf.data() + u * in, in * sizeof(float));
                 std::fill(row + in, row + cw, 0.0f);
                 cnt[u] = 0;
               }
@@ -690,7 +692,6 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
           } else {
             Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
           }
-          const bool add_pooled = linear_pool_;
           arena_->execute([&] {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
