@@ -68,6 +68,7 @@ void PoolLinear(const PoolInputs& in, const float* weights, std::uint64_t begin,
   }
 }
 
+// Its own loop, not a template shared with PoolLinear: GCC does not clone templates.
 PGRAPH_VECTOR_CLONES
 void PoolMax(const PoolInputs& in, std::uint64_t begin, std::uint64_t end, float* acc,
              std::uint64_t stride) {
