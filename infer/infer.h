@@ -7,28 +7,33 @@
 // What a run does, for a store with a checkpoint (train) and walk.* columns (walker):
 //   for k = 1..K:
 //     (a) project every node once: p_v = ReLU(Q^(k) h^(k-1)_v + q^(k)), streaming h^(k-1)
-//         in blocks of rows (one GEMM per block) -> column segments infer.p{k}.NNNNN (f32);
-//     (b) for every item u: pool p over N(u) with the weights (importance / mean / max, as
-//         in training), concat with h^(k-1)_u, W^(k), ReLU, L2-normalise
-//         -> column segments infer.h{k}.NNNNN (f32).
+//         in blocks of rows (one GEMM per block). Importance and mean pooling are linear in
+//         p, so when d <= m the rows kept are r_v = W_pool^(k) p_v (d wide: the half of W^(k)
+//         that multiplies the pooled vector) instead of p_v; max pooling keeps p_v;
+//     (b) for every item u: pool those rows over N(u) with the weights (importance / mean /
+//         max, as in training); then ReLU(W_self h^(k-1)_u + pooled r + w) (or W^(k) of
+//         [h^(k-1)_u | pooled p] for max), L2-normalise -> column segments infer.h{k}.NNNNN.
 //   head: z_u = G2 ReLU(G1 h^(K)_u + g) for every item -> the `embedding` column (f32|f16),
 //   published in one atomic Update together with meta "infer.*" and the removal of every
 //   intermediate column. Then (when pgraph_ann is linked) the LSH index is rebuilt.
-// Every representation at every layer is computed exactly once.
+// Every representation at every layer is computed exactly once per run (a resume may
+// compute one layer's rows of (a) again).
 //
 // h^(0)_u = concat(x_u, id_embedding[u]). Items that were not in the training data (ingested
 // later; see InferOptions::model_store) have no learned id row: their id part is zero, so
 // with id embeddings off (the default) inference is fully inductive.
 //
-// Out of core: (b) keeps p^(k) in memory when it fits the working budget; otherwise it
-// partitions neighbour ids into ranges that fit and makes one pass per range for each block
+// Out of core: when the rows of (a) fit the working budget they are computed into memory
+// and never stored. Otherwise (a) writes them as column segments infer.p{k}.NNNNN and (b)
+// partitions neighbour ids into ranges that fit, making one pass per range for each block
 // of items (sums accumulate, max keeps a running maximum). Anonymous memory stays within
 // `memory_budget` plus a fixed overhead (torch, BLAS buffers, the model's parameters).
 //
 // Resumable: every segment of intermediate rows is published on its own, with the progress
 // in meta "infer.state". With `resume`, a killed run continues after the last published
-// segment of the last stage; the `embedding` column only ever changes in one atomic publish,
-// so a reader never sees a half-written one.
+// segment of the last stage (recomputing in-memory rows of (a); a layer pooled in memory
+// whose rows no longer fit the budget starts again); the `embedding` column only ever
+// changes in one atomic publish, so a reader never sees a half-written one.
 //
 // Errors are Status / Result (storage/status.h); torch errors (c10::Error) are caught here
 // and returned as kInternal. Not thread-safe: one Infer call per store at a time (the store's
