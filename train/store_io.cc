@@ -2,8 +2,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "storage/store.h"
 #include "train/trainer.h"
@@ -176,19 +179,36 @@ Result<std::vector<std::pair<NodeId, NodeId>>> ReadPairs(const storage::Column* 
 
 #ifdef PGRAPH_TRAIN_HAVE_WALKER
 // Hard negatives from the walker's PPR on the bipartite graph (item -> context -> item),
-// ranks in walker::DefaultHardNegativeWindow.
+// ranks in walker::DefaultHardNegativeWindow. A query's window depends only on q (the PPR
+// walks have their own seed), and a query comes back in about edges/items pairs per epoch
+// and in every epoch, so windows are kept, first come first kept, up to `cache_bytes`:
+// the same draws as recomputing, one PPR per query instead of one per pair.
 class WalkerHardNegatives final : public HardNegativeSampler {
  public:
   WalkerHardNegatives(std::unique_ptr<walker::WalkGraph> graph, std::uint32_t walks,
-                      walker::RankWindow window)
-      : graph_(std::move(graph)) {
+                      walker::RankWindow window, std::uint64_t cache_bytes)
+      : graph_(std::move(graph)), cache_bytes_(cache_bytes) {
     options_.ppr.walks = walks;
     options_.window = window;
   }
   Status Sample(NodeId q, std::uint32_t count, std::uint64_t seed,
                 std::vector<NodeId>* out) const override {
-    PGRAPH_ASSIGN_OR_RETURN(std::vector<NodeId> v,
-                            walker::DrawHardNegatives(*graph_, q, count, options_, seed));
+    std::shared_ptr<const std::vector<NodeId>> window;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = windows_.find(q);
+      if (it != windows_.end()) window = it->second;
+    }
+    if (!window) {
+      PGRAPH_ASSIGN_OR_RETURN(std::vector<NodeId> w,
+                              walker::HardNegativeWindow(*graph_, q, options_));
+      window = std::make_shared<const std::vector<NodeId>>(std::move(w));
+      const std::uint64_t bytes = window->size() * sizeof(NodeId) + 64;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (used_ + bytes <= cache_bytes_ && windows_.emplace(q, window).second) used_ += bytes;
+    }
+    std::vector<NodeId> v = walker::DrawFromHardNegativeWindow(*window, q, graph_->num_items(),
+                                                               count, options_, seed);
     out->insert(out->end(), v.begin(), v.end());
     return Status::OK();
   }
@@ -196,6 +216,10 @@ class WalkerHardNegatives final : public HardNegativeSampler {
  private:
   std::unique_ptr<walker::WalkGraph> graph_;
   walker::HardNegativeOptions options_;
+  const std::uint64_t cache_bytes_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<NodeId, std::shared_ptr<const std::vector<NodeId>>> windows_;
+  mutable std::uint64_t used_ = 0;
 };
 #endif
 
@@ -253,10 +277,11 @@ Result<TrainReport> Train(const TrainOptions& options) {
   if (options.hard_negatives && store->num_contexts() > 0) {
     auto graph = walker::WalkGraph::Open(*store);
     if (graph.ok()) {  // else: the PPR sampler on walk.* (TrainOnData's default)
-      hard = std::make_unique<WalkerHardNegatives>(std::move(graph).value(),
-                                                   options.hard_ppr_walks,
-                                                   walker::RankWindow{options.hard_rank_lo,
-                                                                      options.hard_rank_hi});
+      // Windows take at most a quarter of the budget (as the pinned degree offsets do).
+      hard = std::make_unique<WalkerHardNegatives>(
+          std::move(graph).value(), options.hard_ppr_walks,
+          walker::RankWindow{options.hard_rank_lo, options.hard_rank_hi},
+          options.memory_budget / 4);
       data.hard = hard.get();
     }
   }

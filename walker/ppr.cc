@@ -168,10 +168,8 @@ RankWindow DefaultHardNegativeWindow(std::uint64_t num_items) {
   return w;
 }
 
-Result<std::vector<NodeId>> DrawHardNegatives(const WalkGraph& graph, NodeId q,
-                                              std::uint32_t count,
-                                              const HardNegativeOptions& options,
-                                              std::uint64_t seed) {
+Result<std::vector<NodeId>> HardNegativeWindow(const WalkGraph& graph, NodeId q,
+                                               const HardNegativeOptions& options) {
   const std::uint64_t n = graph.num_items();
   if (q >= n) {
     return Status::InvalidArgument("item " + std::to_string(q) + " out of range (" +
@@ -192,26 +190,43 @@ Result<std::vector<NodeId>> DrawHardNegatives(const WalkGraph& graph, NodeId q,
     w.hi = reached;
     w.lo = reached > width ? reached - width : 0;
   }
+  std::vector<NodeId> window;
+  window.reserve(w.hi - w.lo);
+  for (std::uint64_t r = w.lo; r < w.hi; ++r) window.push_back(ranked[r].first);
+  return window;
+}
+
+std::vector<NodeId> DrawFromHardNegativeWindow(std::span<const NodeId> window, NodeId q,
+                                               std::uint64_t num_items, std::uint32_t count,
+                                               const HardNegativeOptions& options,
+                                               std::uint64_t seed) {
   std::vector<NodeId> out;
   out.reserve(count);
-  std::uint64_t rng = WalkSeed(seed, q, 0x4A11D ^ po.seed);
-  // Partial Fisher-Yates over ranks [lo, hi).
-  std::vector<NodeId> window;
-  for (std::uint64_t r = w.lo; r < w.hi; ++r) window.push_back(ranked[r].first);
-  for (std::uint32_t k = 0; k < count && k < window.size(); ++k) {
-    std::uint64_t j = k + PickBelow(NextRandom(&rng), window.size() - k);
-    std::swap(window[k], window[j]);
-    out.push_back(window[k]);
+  std::uint64_t rng = WalkSeed(seed, q, 0x4A11D ^ options.ppr.seed);
+  // Partial Fisher-Yates over a copy of the window.
+  std::vector<NodeId> pool(window.begin(), window.end());
+  for (std::uint32_t k = 0; k < count && k < pool.size(); ++k) {
+    std::uint64_t j = k + PickBelow(NextRandom(&rng), pool.size() - k);
+    std::swap(pool[k], pool[j]);
+    out.push_back(pool[k]);
   }
   // Too few reached: uniform items (not q, not already drawn, when the catalogue allows).
-  const bool distinct_possible = n > std::uint64_t{count};
-  while (out.size() < count && n > 1) {
-    NodeId v = static_cast<NodeId>(PickBelow(NextRandom(&rng), n));
+  const bool distinct_possible = num_items > std::uint64_t{count};
+  while (out.size() < count && num_items > 1) {
+    NodeId v = static_cast<NodeId>(PickBelow(NextRandom(&rng), num_items));
     if (v == q) continue;
     if (distinct_possible && std::find(out.begin(), out.end(), v) != out.end()) continue;
     out.push_back(v);
   }
   return out;
+}
+
+Result<std::vector<NodeId>> DrawHardNegatives(const WalkGraph& graph, NodeId q,
+                                              std::uint32_t count,
+                                              const HardNegativeOptions& options,
+                                              std::uint64_t seed) {
+  PGRAPH_ASSIGN_OR_RETURN(std::vector<NodeId> window, HardNegativeWindow(graph, q, options));
+  return DrawFromHardNegativeWindow(window, q, graph.num_items(), count, options, seed);
 }
 
 }  // namespace pgraph::walker

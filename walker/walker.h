@@ -202,6 +202,17 @@ Result<std::vector<NodeId>> DrawHardNegatives(const WalkGraph& graph, NodeId q,
                                               const HardNegativeOptions& options,
                                               std::uint64_t seed);
 
+// DrawHardNegatives in two halves, so a caller can keep a query's window and draw from it
+// again: the window depends only on (graph, q, options) (the PPR walks are seeded by
+// options.ppr.seed), the draw on `seed`. Together they return exactly what
+// DrawHardNegatives returns. Same errors (HardNegativeWindow); the draw cannot fail.
+Result<std::vector<NodeId>> HardNegativeWindow(const WalkGraph& graph, NodeId q,
+                                               const HardNegativeOptions& options);
+std::vector<NodeId> DrawFromHardNegativeWindow(std::span<const NodeId> window, NodeId q,
+                                               std::uint64_t num_items, std::uint32_t count,
+                                               const HardNegativeOptions& options,
+                                               std::uint64_t seed);
+
 // ---- Training and held-out pairs -------------------------------------------------------
 
 using Pair = std::pair<NodeId, NodeId>;

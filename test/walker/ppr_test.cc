@@ -194,6 +194,15 @@ TEST_CASE("hard negatives come from the PPR rank window", "[walker]") {
   auto again = DrawHardNegatives(*t->graph, 0, 6, o, 77);
   REQUIRE(again.ok());
   REQUIRE(again.value() == neg.value());
+  // The two halves (what train's window cache uses) draw exactly the same, for any seed.
+  auto kept = HardNegativeWindow(*t->graph, 0, o);
+  REQUIRE(kept.ok());
+  CHECK(std::set<NodeId>(kept.value().begin(), kept.value().end()) == window);
+  for (std::uint64_t seed : {77ull, 1ull, 12345ull}) {
+    auto whole = DrawHardNegatives(*t->graph, 0, 6, o, seed);
+    REQUIRE(whole.ok());
+    CHECK(DrawFromHardNegativeWindow(kept.value(), 0, 300, 6, o, seed) == whole.value());
+  }
   // A window past what walks reach slides down; an empty graph region falls back to uniform.
   o.window = {100000, 100020};
   auto slid = DrawHardNegatives(*t->graph, 0, 6, o, 1);
