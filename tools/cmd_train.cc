@@ -66,6 +66,8 @@ Status RunTrain(TrainFlags& f) {
   o.pipeline = !f.no_pipeline;
   PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseByteSize(f.memory_budget));
   if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
+  if (o.torch_threads < 0) return Status::InvalidArgument("--torch-threads must be >= 0");
+  if (o.blas_threads < 0) return Status::InvalidArgument("--blas-threads must be >= 0");
   o.threads = ConfigureThreads(o.threads);
   // Fail fast on the device, before opening the store.
   PGRAPH_ASSIGN_OR_RETURN(std::string device, train::ResolveDevice(o.device));
@@ -206,6 +208,12 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_option("--degree-feature", f->degree,
                   "on | off: append the item's standardised log-degree to its features");
   app->add_option("--threads", o.threads, "Threads (TBB producers, torch); 0 = all cores");
+  app->add_option("--torch-threads", o.torch_threads,
+                  "Torch intra-op threads of the trainer; 0 = threads - 1 with the pipeline, "
+                  "threads without");
+  app->add_option("--blas-threads", o.blas_threads,
+                  "Threads of OpenBLAS's own pool for each matrix product; 0 = 1 (the best on "
+                  "2 cores; raise it on many cores with large --dim / --hidden)");
   app->add_option("--device", o.device, "cpu | cuda | cuda:N | auto");
   app->add_option("--seed", o.seed, "Random seed (initialisation, batches, negatives)");
   app->add_flag("--resume", o.resume, "Continue from the store's last checkpoint");

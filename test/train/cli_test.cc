@@ -39,6 +39,11 @@ TEST_CASE("pgraph train --device cuda without a GPU is a clear error", "[cli]") 
   CHECK(out.find("--device cpu") != std::string::npos);
   rc = Run("train --store " + dir.Sub("nostore") + " --pooling median", &out);
   CHECK(rc == 2);
+  for (const char* flag : {" --torch-threads -1", " --blas-threads -1"}) {
+    rc = Run("train --store " + dir.Sub("nostore") + flag, &out);
+    CHECK(rc == 2);
+    CHECK(out.find("must be >= 0") != std::string::npos);
+  }
   rc = Run("train --store " + dir.Sub("nostore"), &out);
   CHECK(rc == 2);  // NotFound: no store
 }
