@@ -162,6 +162,11 @@ class Runner {
   };
   Result<PoolPlan> PlanPool(std::uint32_t k) const;
   Status RunProject(std::uint32_t k);
+  // Stage (a) for `rows` rows of h^(k-1): the rows pooling gathers into `out` (W_pool p when
+  // pooling is linear, with p in `p_scratch`, rows x m; else p itself). Its FLOPs per row.
+  void ProjectRows(std::uint32_t k, const float* h, std::int64_t rows, float* p_scratch,
+                   float* out);
+  double ProjectFlopsPerRow(std::uint32_t k) const;
   // The in-memory plan's stage (a): the gathered rows of every item into `out`, in blocks of
   // `B` rows (scratch: B x m floats besides the h block of RunPool).
   Status ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* out);
@@ -464,8 +469,7 @@ Status Runner::RunProject(std::uint32_t k) {
   report_.peak_working_bytes =
       std::max(report_.peak_working_bytes, B * row_bytes + writer_bytes_);
   std::vector<float> hbuf(B * in), pbuf(B * m_), rbuf(linear_pool_ ? B * pw : 0);
-  const LayerWeights& lw = layers_[k - 1];
-  const double flops_per_row = 2.0 * in * m_ + (linear_pool_ ? 2.0 * m_ * pw : 0.0);
+  const double flops_per_row = ProjectFlopsPerRow(k);
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   const auto t0 = Clock::now();
   const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
@@ -477,12 +481,8 @@ Status Runner::RunProject(std::uint32_t k) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
-          Linear(lw.Qt, lw.q, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), true);
-          if (linear_pool_) {
-            Linear(lw.WpoolT, at::Tensor(), pbuf.data(), static_cast<std::int64_t>(nb),
-                   rbuf.data(), false);
-          }
-          const std::vector<float>& out = linear_pool_ ? rbuf : pbuf;
+          std::vector<float>& out = linear_pool_ ? rbuf : pbuf;
+          ProjectRows(k, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), out.data());
           PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(out).first(nb * pw)));
           done += nb;
           report_.flops += flops_per_row * nb;
@@ -503,8 +503,9 @@ Status Runner::RunProject(std::uint32_t k) {
 
 std::uint64_t Runner::PoolRowBytes(std::uint32_t k) const {
   // Per item row: neighbour ids and weights (read width and used width), the h scratch, the
-  // concat [h | pooled], the output and the mean count.
-  return 8ull * (cols_.width + Tu_) + 4ull * (2 * InDim(k) + PooledWidth() + d_ + 1);
+  // pooled rows (behind a copy of h for max pooling's concat), the output and the mean count.
+  const std::uint64_t concat = (linear_pool_ ? 0 : InDim(k)) + PooledWidth();
+  return 8ull * (cols_.width + Tu_) + 4ull * (InDim(k) + concat + d_ + 1);
 }
 
 Result<Runner::PoolPlan> Runner::PlanPool(std::uint32_t k) const {
@@ -533,24 +534,32 @@ Result<Runner::PoolPlan> Runner::PlanPool(std::uint32_t k) const {
   return plan;
 }
 
+void Runner::ProjectRows(std::uint32_t k, const float* h, std::int64_t rows, float* p_scratch,
+                         float* out) {
+  const LayerWeights& lw = layers_[k - 1];
+  if (linear_pool_) {
+    Linear(lw.Qt, lw.q, h, rows, p_scratch, true);
+    Linear(lw.WpoolT, at::Tensor(), p_scratch, rows, out, false);
+  } else {
+    Linear(lw.Qt, lw.q, h, rows, out, true);
+  }
+}
+
+double Runner::ProjectFlopsPerRow(std::uint32_t k) const {
+  return 2.0 * InDim(k) * m_ + (linear_pool_ ? 2.0 * m_ * PooledWidth() : 0.0);
+}
+
 Status Runner::ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* out) {
   const auto t0 = Clock::now();
-  const std::uint32_t in = InDim(k), pw = PooledWidth();
-  const LayerWeights& lw = layers_[k - 1];
+  const std::uint32_t pw = PooledWidth();
   std::vector<float> pbuf(linear_pool_ ? B * m_ : 0);
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
     PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
-    const auto rows = static_cast<std::int64_t>(nb);
-    if (linear_pool_) {
-      Linear(lw.Qt, lw.q, hbuf, rows, pbuf.data(), true);
-      Linear(lw.WpoolT, at::Tensor(), pbuf.data(), rows, out + b * pw, false);
-    } else {
-      Linear(lw.Qt, lw.q, hbuf, rows, out + b * pw, true);
-    }
+    ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf.data(), out + b * pw);
   }
-  const double flops = N_ * (2.0 * in * m_ + (linear_pool_ ? 2.0 * m_ * pw : 0.0));
+  const double flops = N_ * ProjectFlopsPerRow(k);
   report_.flops += flops;
   LayerReport& lr = report_.per_layer.back();
   lr.project_seconds += Since(t0);
@@ -578,9 +587,9 @@ Status Runner::RestartLayer(std::uint32_t k) {
 Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   const std::uint32_t stage = 2 * (k - 1) + 1;
   const std::uint32_t pw = PooledWidth();
-  // Pooled rows sit after h in one [h | pooled] buffer: the input of W, or (linear pooling)
-  // the pooled term added to W_self h.
-  const std::uint32_t in = InDim(k), cw = in + pw;
+  // Max pooling fills W's input [h | pooled] (cw wide, pooled at column `off`); linear
+  // pooling only the pooled rows, which are added to W_self h.
+  const std::uint32_t in = InDim(k), off = linear_pool_ ? 0 : in, cw = off + pw;
   if (k > 1) PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d_));
   const std::uint64_t B = plan.B, R = plan.R;
   const bool in_memory = plan.in_memory;
@@ -652,9 +661,8 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
             tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
                 float* row = cbuf.data() + u * cw;
-                // W's input [h | pooled]; linear pooling multiplies h on its own (W_self).
-                if (!add_pooled) std::memcpy(row, hbuf.data() + u * in, in * sizeof(float));
-                std::fill(row + in, row + cw, 0.0f);
+                std::memcpy(row, hbuf.data() + u * in, off * sizeof(float));
+                std::fill(row + off, row + cw, 0.0f);
                 cnt[u] = 0;
               }
             });
@@ -673,7 +681,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
             pin.m = pw;
             arena_->execute([&] {
               tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 64), [&](const auto& r) {
-                PoolNeighbors(pin, pooling, r.begin(), r.end(), cbuf.data() + in, cw,
+                PoolNeighbors(pin, pooling, r.begin(), r.end(), cbuf.data() + off, cw,
                               cnt.data());
               });
             });
@@ -681,7 +689,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
           if (pooling == train::Pooling::kMean) {
             for (std::uint64_t u = 0; u < nb; ++u) {
               if (cnt[u] > 0) {
-                float* acc = cbuf.data() + u * cw + in;
+                float* acc = cbuf.data() + u * cw + off;
                 for (std::uint32_t i = 0; i < pw; ++i) acc[i] /= cnt[u];
               }
             }
@@ -697,7 +705,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
               for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
                 float* z = zbuf.data() + u * d;
                 if (add_pooled) {  // z = ReLU(W_self h + w + pooled W_pool p)
-                  const float* acc = cbuf.data() + u * cw + in;
+                  const float* acc = cbuf.data() + u * cw + off;
                   for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
                 }
                 double ss = 0;
