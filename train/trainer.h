@@ -329,7 +329,8 @@ Result<TrainReport> Train(const TrainOptions& options);
 
 // Resolves "cpu" | "cuda" | "cuda:N" | "auto" to the device that would be used.
 // NotSupported (with the reason) for CUDA without a CUDA libtorch or without a GPU;
-// InvalidArgument for anything else.
+// InvalidArgument for anything else. Every train and infer run calls it first, so it also
+// selects OpenBLAS's kernels for the CPU once per process (train/blas_kernels.h).
 Result<std::string> ResolveDevice(std::string_view device);
 
 // The arithmetic bound for benchmarks: FLOP/s of plain matrix products of `shapes`, each
