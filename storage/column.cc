@@ -187,12 +187,12 @@ Status Column::ReadRowsAsFloat(std::uint64_t first, std::uint64_t count,
   return Status::OK();
 }
 
-Status Column::GatherAsFloat(std::span<const NodeId> ids, std::span<float> out) const {
-  const ColumnInfo& ci = info();
-  if (ci.dtype != DType::kF32 && ci.dtype != DType::kF16) {
-    return Status::InvalidArgument("column '" + ci.name + "' is not a float column");
-  }
-  if (out.size() < ids.size() * ci.width) return Status::InvalidArgument("GatherAsFloat: out too small");
+namespace {
+// Calls visit(chunk_bytes_of_row, position in ids) for every id, each chunk read once, in
+// chunk order. InvalidArgument naming the column for an id out of range.
+template <typename Visit>
+Status ForEachRowByChunk(const Column& column, std::span<const NodeId> ids, Visit visit) {
+  const ColumnInfo& ci = column.info();
   std::vector<std::pair<NodeId, std::uint32_t>> order(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] >= ci.rows) {
@@ -207,13 +207,32 @@ Status Column::GatherAsFloat(std::span<const NodeId> ids, std::span<float> out) 
   for (auto [row, pos] : order) {
     std::uint64_t chunk = row / ci.rows_per_chunk;
     if (chunk != current) {
-      PGRAPH_ASSIGN_OR_RETURN(ref, ReadChunk(chunk));
+      PGRAPH_ASSIGN_OR_RETURN(ref, column.ReadChunk(chunk));
       current = chunk;
     }
-    ConvertRow(ci.dtype, ref.bytes.data() + (row - ref.first_row) * ci.row_bytes(), ci.width,
-               out.data() + static_cast<std::size_t>(pos) * ci.width);
+    visit(ref.bytes.data() + (row - ref.first_row) * ci.row_bytes(), pos);
   }
   return Status::OK();
+}
+}  // namespace
+
+Status Column::GatherAsFloat(std::span<const NodeId> ids, std::span<float> out) const {
+  const ColumnInfo& ci = info();
+  if (ci.dtype != DType::kF32 && ci.dtype != DType::kF16) {
+    return Status::InvalidArgument("column '" + ci.name + "' is not a float column");
+  }
+  if (out.size() < ids.size() * ci.width) return Status::InvalidArgument("GatherAsFloat: out too small");
+  return ForEachRowByChunk(*this, ids, [&](const std::byte* src, std::uint32_t pos) {
+    ConvertRow(ci.dtype, src, ci.width, out.data() + static_cast<std::size_t>(pos) * ci.width);
+  });
+}
+
+Status Column::GatherRows(std::span<const NodeId> ids, std::span<std::byte> out) const {
+  const std::size_t rb = info().row_bytes();
+  if (out.size() < ids.size() * rb) return Status::InvalidArgument("GatherRows: out too small");
+  return ForEachRowByChunk(*this, ids, [&](const std::byte* src, std::uint32_t pos) {
+    std::memcpy(out.data() + static_cast<std::size_t>(pos) * rb, src, rb);
+  });
 }
 
 template <typename T>

@@ -143,6 +143,11 @@ class Column {
   // Touches each chunk once per call, in chunk order.
   Status GatherAsFloat(std::span<const NodeId> ids, std::span<float> out) const;
 
+  // Rows `ids` (any order, repeats allowed) as stored into `out` (ids.size() * row bytes),
+  // touching each chunk once per call: reading row by row instead costs one chunk
+  // decompression per row once the rows outgrow the chunk cache.
+  Status GatherRows(std::span<const NodeId> ids, std::span<std::byte> out) const;
+
   // Typed single element of a width-1 column. Slow path; use ColumnView for hot loops.
   template <typename T>
   Result<T> Get(std::uint64_t row) const {

@@ -159,10 +159,16 @@ Status RunTrain(TrainFlags& f) {
   std::printf("  checkpoint: %s (column checkpoint, meta train.config)\n", o.store_dir.c_str());
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("  memory: peak RSS %s (chunk cache budget %s, model %s with Adam state)\n",
+  std::printf("  memory: peak RSS %s (budget %s, model %s with gradients and Adam state)\n",
               storage::FormatBytes(static_cast<std::uint64_t>(usage.ru_maxrss) * 1024).c_str(),
               storage::FormatBytes(o.memory_budget).c_str(),
-              storage::FormatBytes(r->parameters * 3 * sizeof(float)).c_str());
+              storage::FormatBytes(r->parameters * 4 * sizeof(float)).c_str());
+  if (r->split_steps > 0) {
+    std::printf("  %llu of %llu steps ran in parts (%.1f parts each) to stay within the budget; "
+                "a larger --memory-budget runs them whole, faster\n",
+                (unsigned long long)r->split_steps, (unsigned long long)r->steps,
+                static_cast<double>(r->parts) / static_cast<double>(r->split_steps));
+  }
   return Status::OK();
 }
 
@@ -219,7 +225,9 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_flag("--resume", o.resume, "Continue from the store's last checkpoint");
   app->add_option("--prefetch", o.prefetch, "Batches in flight between producer and trainer");
   app->add_flag("--no-pipeline", f->no_pipeline, "Run the producer stages sequentially");
-  app->add_option("--memory-budget", f->memory_budget, "Chunk cache of the store (e.g. 512M)");
+  app->add_option("--memory-budget", f->memory_budget, "Memory for the run beyond the model, e.g. 512M, 8G: half for batches "
+                  "(a batch over its share runs in parts, slower, same result), the rest for "
+                  "the store's cache and samplers");
   app->add_option("--eval-k", o.eval_k, "Validation hit-rate@K");
   app->add_option("--eval-pairs", o.eval_pairs, "Held-out pairs sampled for validation");
   app->add_option("--eval-candidates", o.eval_candidates, "Candidate pool cap for validation");

@@ -63,7 +63,144 @@ class IdIndex {
   std::size_t mask_ = 0, size_ = 0;
 };
 
+// Appends the distinct `targets` to `nodes` in first-occurrence order; target_pos[j] gets
+// the row of targets[j].
+Status InsertTargets(std::span<const NodeId> targets, std::uint64_t n_items, IdIndex* index,
+                     std::vector<NodeId>* nodes, std::vector<std::int64_t>* target_pos) {
+  target_pos->resize(targets.size());
+  for (std::size_t j = 0; j < targets.size(); ++j) {
+    if (targets[j] >= n_items) return OutOfRange(targets[j], n_items);
+    auto [row, inserted] = index->Insert(targets[j], static_cast<std::uint32_t>(nodes->size()));
+    if (inserted) nodes->push_back(targets[j]);
+    (*target_pos)[j] = row;
+  }
+  return Status::OK();
+}
+
+// Sizes of a batch for the estimates: nodes per level and adjacency entries per layer.
+struct BatchShape {
+  std::uint64_t nodes = 0;                // |S^(0)|
+  std::vector<std::uint64_t> targets;     // |S^(k)| for k = 1..K (index k-1)
+  std::vector<std::uint64_t> inputs;      // |S^(k-1)|
+  std::vector<std::uint64_t> entries;     // adjacency entries of layer k
+};
+
+// {bytes of ids and adjacency, bytes of everything} of a batch of `shape`.
+std::pair<std::uint64_t, std::uint64_t> ShapeBytes(const BatchShape& s, const ModelConfig& c,
+                                                   bool with_grad) {
+  const std::uint64_t F = c.feature_dim + c.structural_dim, in0 = c.input_dim();
+  const std::uint64_t m = c.hidden, d = c.dim;
+  std::uint64_t ids = s.nodes * (4 + 8);  // NodeIds, and their int64 tensor
+  for (std::size_t k = 0; k < s.targets.size(); ++k) {
+    ids += s.targets[k] * 8 + s.entries[k] * (8 + 4);  // offsets, index, weight
+  }
+  std::uint64_t act = 0;  // floats
+  if (c.id_embedding_dim > 0) act += s.nodes * (c.id_embedding_dim + (F > 0 ? in0 : 0));
+  std::uint64_t in = in0;
+  for (std::size_t k = 0; k < s.targets.size(); ++k) {
+    // Q h for every input, pooled rows, concat(h, pooled), W's output and its normalisation.
+    act += s.inputs[k] * m + s.targets[k] * (m + in + m + 2 * d);
+    in = d;
+  }
+  act += (s.targets.empty() ? s.nodes : s.targets.back()) * 4 * d;  // head
+  // Backward holds gradients of about the same shapes while the saved tensors are alive.
+  if (with_grad) act *= 2;
+  return {ids, ids + (s.nodes * F + act) * 4};
+}
+
 }  // namespace
+
+std::uint64_t EstimateBatchBytes(const MiniBatch& b, const ModelConfig& model, bool with_grad) {
+  BatchShape s;
+  s.nodes = b.nodes.size();
+  for (const LayerBlock& l : b.layers) {
+    s.targets.push_back(l.num_targets);
+    s.inputs.push_back(l.num_inputs);
+    s.entries.push_back(l.index.size());
+  }
+  return ShapeBytes(s, model, with_grad).second;
+}
+
+namespace {
+BatchShape UpperBoundShape(std::uint64_t targets, std::uint32_t width, std::uint32_t layers) {
+  BatchShape s;
+  s.targets.resize(layers);
+  s.inputs.resize(layers);
+  s.entries.resize(layers);
+  std::uint64_t level = targets;
+  for (std::uint32_t k = layers; k >= 1; --k) {
+    s.targets[k - 1] = level;
+    s.entries[k - 1] = level * width;
+    level += level * width;
+    s.inputs[k - 1] = level;
+  }
+  s.nodes = level;
+  return s;
+}
+}  // namespace
+
+std::uint64_t UpperBoundBatchBytes(std::uint64_t targets, std::uint32_t width,
+                                   std::uint32_t feature_dim, const ModelConfig& model,
+                                   bool with_grad) {
+  ModelConfig c = model;
+  c.feature_dim = feature_dim;
+  c.structural_dim = 0;
+  return ShapeBytes(UpperBoundShape(targets, width, model.layers), c, with_grad).second;
+}
+
+// ---- Parts ------------------------------------------------------------------------------
+
+PartPlanner::PartPlanner(std::span<const NodeId> targets, std::uint32_t layers,
+                         const NeighborhoodSource& nbrs, const FeatureSource* features,
+                         const ModelConfig& model, bool with_grad, std::uint64_t budget)
+    : targets_(targets),
+      layers_(layers),
+      nbrs_(nbrs),
+      features_(features),
+      model_(model),
+      with_grad_(with_grad),
+      budget_(std::max<std::uint64_t>(1, budget)) {
+  ModelConfig c = model;
+  c.layers = layers;
+  bytes_per_target_ = static_cast<double>(
+      ShapeBytes(UpperBoundShape(1, nbrs.width(), layers), c, with_grad).second);
+}
+
+Status PartPlanner::Next(MiniBatch* part, std::size_t* lo, std::size_t* hi) {
+  const std::size_t remaining = targets_.size() - next_;
+  // Aim below the budget: a part's neighbourhoods overlap less than the last one's did.
+  const double aim = 0.9 * static_cast<double>(budget_);
+  std::size_t r = static_cast<std::size_t>(
+      std::clamp(aim / bytes_per_target_, 1.0, static_cast<double>(remaining)));
+  std::vector<std::int64_t> pos;
+  auto t0 = std::chrono::steady_clock::now();
+  while (true) {
+    PGRAPH_RETURN_IF_ERROR(BuildSubgraph(targets_.subspan(next_, r), layers_, nbrs_, part, &pos));
+    const std::uint64_t bytes = EstimateBatchBytes(*part, model_, with_grad_);
+    bytes_per_target_ = static_cast<double>(bytes) / static_cast<double>(r);
+    if (bytes <= budget_ || r == 1) break;
+    r = std::clamp<std::size_t>(static_cast<std::size_t>(aim / bytes_per_target_), 1, r - 1);
+  }
+  part->sample_seconds = Since(t0);
+  auto t1 = std::chrono::steady_clock::now();
+  PGRAPH_RETURN_IF_ERROR(GatherFeatures(features_, part));
+  part->gather_seconds = Since(t1);
+  *lo = next_;
+  *hi = next_ + r;
+  next_ += r;
+  return Status::OK();
+}
+
+Status PartPlanner::Build(std::size_t lo, std::size_t hi, MiniBatch* part) const {
+  std::vector<std::int64_t> pos;
+  auto t0 = std::chrono::steady_clock::now();
+  PGRAPH_RETURN_IF_ERROR(BuildSubgraph(targets_.subspan(lo, hi - lo), layers_, nbrs_, part, &pos));
+  part->sample_seconds = Since(t0);
+  auto t1 = std::chrono::steady_clock::now();
+  PGRAPH_RETURN_IF_ERROR(GatherFeatures(features_, part));
+  part->gather_seconds = Since(t1);
+  return Status::OK();
+}
 
 std::uint64_t Mix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -165,13 +302,7 @@ Status BuildSubgraph(std::span<const NodeId> targets, std::uint32_t layers,
   out->nodes.clear();
   out->layers.assign(layers, LayerBlock{});
   IdIndex index(targets.size() * (layers > 0 ? T + 1 : 1));
-  target_pos->resize(targets.size());
-  for (std::size_t j = 0; j < targets.size(); ++j) {
-    if (targets[j] >= n_items) return OutOfRange(targets[j], n_items);
-    auto [row, inserted] = index.Insert(targets[j], static_cast<std::uint32_t>(out->nodes.size()));
-    if (inserted) out->nodes.push_back(targets[j]);
-    (*target_pos)[j] = row;
-  }
+  PGRAPH_RETURN_IF_ERROR(InsertTargets(targets, n_items, &index, &out->nodes, target_pos));
   // Neighbour rows fetched so far, for nodes [0, fetched).
   std::vector<NodeId> nrow;
   std::vector<float> wrow;
@@ -271,8 +402,39 @@ std::unique_ptr<MiniBatch> BatchProducer::Produce(std::uint64_t index) const {
     }
   }
   std::vector<std::int64_t> pos;
-  b->status = BuildSubgraph(targets, config_.layers, *nbrs_, b.get(), &pos);
-  if (!b->status.ok()) return b;
+  // Whole when the batch fits its memory share (always when the share is unlimited), else a
+  // plan of the distinct targets for the consumer to run in parts. The bound comes first so
+  // that a batch far over the share never builds its whole subgraph, not even its ids.
+  bool whole = true;
+  if (config_.batch_bytes > 0) {
+    ModelConfig c = config_.model;
+    c.layers = config_.layers;
+    const BatchShape bound = UpperBoundShape(targets.size(), nbrs_->width(), config_.layers);
+    const auto [bound_ids, bound_all] = ShapeBytes(bound, c, /*with_grad=*/true);
+    if (bound_all > config_.batch_bytes) {
+      if (bound_ids <= config_.batch_bytes) {
+        b->status = BuildSubgraph(targets, config_.layers, *nbrs_, b.get(), &pos);
+        if (!b->status.ok()) return b;
+        b->estimated_bytes = EstimateBatchBytes(*b, c, /*with_grad=*/true);
+        whole = b->estimated_bytes <= config_.batch_bytes;
+      } else {
+        whole = false;
+      }
+      if (!whole) {
+        IdIndex index(targets.size());
+        b->nodes.clear();
+        b->layers.clear();
+        b->status = InsertTargets(targets, n_items, &index, &b->nodes, &pos);
+        if (!b->status.ok()) return b;
+        b->nodes.shrink_to_fit();
+        b->split = true;
+      }
+    }
+  }
+  if (whole && b->nodes.empty()) {
+    b->status = BuildSubgraph(targets, config_.layers, *nbrs_, b.get(), &pos);
+    if (!b->status.ok()) return b;
+  }
   auto at = pos.begin();
   b->query.assign(at, at + count);
   at += count;
@@ -283,6 +445,7 @@ std::unique_ptr<MiniBatch> BatchProducer::Produce(std::uint64_t index) const {
   b->hard.assign(at, pos.end());
   b->hard_per_pair = H;
   b->sample_seconds = Since(t0);
+  if (b->split) return b;
   auto t1 = std::chrono::steady_clock::now();
   b->status = GatherFeatures(data_.features, b.get());
   b->gather_seconds = Since(t1);

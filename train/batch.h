@@ -45,8 +45,17 @@ struct MiniBatch {
   std::uint32_t hard_per_pair = 0;
   Status status;                    // a producer error travels with the batch
   double sample_seconds = 0, gather_seconds = 0;
+  // A batch too large for its memory share travels as a plan: `nodes` holds only the
+  // targets S^(K), `layers` and `features` are empty, and the consumer builds and runs it in
+  // parts (PartPlanner) with the same loss. `estimated_bytes` is the producer's estimate of
+  // the whole batch (0 when not measured).
+  bool split = false;
+  std::uint64_t estimated_bytes = 0;
 
-  std::uint32_t num_targets() const { return layers.empty() ? 0 : layers.back().num_targets; }
+  std::uint32_t num_targets() const {
+    return split ? static_cast<std::uint32_t>(nodes.size())
+                 : (layers.empty() ? 0 : layers.back().num_targets);
+  }
   std::size_t num_pairs() const { return query.size(); }
 };
 
@@ -59,6 +68,48 @@ Status BuildSubgraph(std::span<const NodeId> targets, std::uint32_t layers,
 
 // Fills out->features with the rows of out->nodes (feature_dim 0 when `features` is null).
 Status GatherFeatures(const FeatureSource* features, MiniBatch* out);
+
+// Bytes a built batch occupies while the model runs over it: ids, adjacency and features as
+// produced, their tensor copies, and the activations of `model`'s forward pass (kept for
+// backward when `with_grad`, with room for their gradients). An estimate, checked against
+// the process's RSS by test/train/memory_test.cc.
+std::uint64_t EstimateBatchBytes(const MiniBatch& batch, const ModelConfig& model,
+                                 bool with_grad);
+
+// Bytes of a batch of `targets` distinct targets before any id is looked up: every
+// neighbourhood assumed disjoint (an upper bound; real batches share most of their nodes).
+std::uint64_t UpperBoundBatchBytes(std::uint64_t targets, std::uint32_t width,
+                                   std::uint32_t feature_dim, const ModelConfig& model,
+                                   bool with_grad);
+
+// Splits a list of distinct targets into consecutive parts whose built subgraphs each fit
+// `budget` bytes (EstimateBatchBytes), so a batch or a validation sweep larger than its
+// memory share runs part by part. Sizes adapt to what the previous part measured; a single
+// target larger than the budget is built alone. Deterministic: the parts depend only on the
+// data, never on threads or timing. Borrows everything it is given.
+class PartPlanner {
+ public:
+  PartPlanner(std::span<const NodeId> targets, std::uint32_t layers,
+              const NeighborhoodSource& nbrs, const FeatureSource* features,
+              const ModelConfig& model, bool with_grad, std::uint64_t budget);
+  bool done() const { return next_ >= targets_.size(); }
+  // Builds the next part (subgraph and features); its targets are targets[*lo, *hi), rows
+  // 0 .. *hi - *lo of `part` in order. Errors of the sources.
+  Status Next(MiniBatch* part, std::size_t* lo, std::size_t* hi);
+  // Builds targets[lo, hi) again (a range Next() returned).
+  Status Build(std::size_t lo, std::size_t hi, MiniBatch* part) const;
+
+ private:
+  std::span<const NodeId> targets_;
+  std::uint32_t layers_;
+  const NeighborhoodSource& nbrs_;
+  const FeatureSource* features_;
+  const ModelConfig& model_;
+  bool with_grad_;
+  std::uint64_t budget_;
+  std::size_t next_ = 0;
+  double bytes_per_target_;  // running estimate, from the last part built
+};
 
 // Deterministic 64-bit mixing, the base of every random stream in train/ (so results never
 // depend on threads or on the pipeline): streams are keyed by (seed, epoch, batch, ...).
@@ -112,6 +163,10 @@ struct ProducerConfig {
   std::uint64_t seed = 1;
   std::uint32_t epoch = 1;
   std::uint64_t max_batches = 0;      // 0: all
+  // Memory share of one batch in flight (0: unlimited). A batch whose estimate exceeds it
+  // is produced as a plan (MiniBatch::split) for the consumer to run in parts.
+  std::uint64_t batch_bytes = 0;
+  ModelConfig model;                  // for the estimates
 };
 
 // Draws the batches of one epoch: a seeded permutation of the training pairs, uniform shared

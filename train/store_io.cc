@@ -116,12 +116,8 @@ class StoreNeighborhoods final : public NeighborhoodSource {
   Status Get(std::span<const NodeId> ids, std::span<NodeId> neighbors,
              std::span<float> weights) const override {
     const std::uint32_t T = width();
-    const std::uint64_t n = num_items();
-    for (std::size_t j = 0; j < ids.size(); ++j) {
-      if (ids[j] >= n) return Status::InvalidArgument("walk row out of range");
-      PGRAPH_RETURN_IF_ERROR(n_->ReadRows(
-          ids[j], 1, std::as_writable_bytes(neighbors.subspan(j * T, T))));
-    }
+    PGRAPH_RETURN_IF_ERROR(
+        n_->GatherRows(ids, std::as_writable_bytes(neighbors.first(ids.size() * T))));
     // Weights as floats (the column is f32).
     return w_->GatherAsFloat(ids, weights.first(ids.size() * T));
   }
@@ -227,7 +223,7 @@ class WalkerHardNegatives final : public HardNegativeSampler {
 
 Result<TrainReport> Train(const TrainOptions& options) {
   storage::StoreOptions so;
-  so.memory_budget = options.memory_budget;
+  so.memory_budget = options.memory_budget / 4;  // TrainOptions::memory_budget
   PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                           storage::Store::Open(options.store_dir, so));
   const char* walk_hint = " (run `pgraph walk` first)";
@@ -258,8 +254,8 @@ Result<TrainReport> Train(const TrainOptions& options) {
     }
     ModelConfig transform;
     PGRAPH_RETURN_IF_ERROR(StoreDegreeFeature::Standardize(off, &transform));
-    // Pinned offsets (compressed stores only) take at most a quarter of the budget.
-    degrees = std::make_unique<StoreDegreeFeature>(off, transform, options.memory_budget / 4);
+    // Pinned offsets (compressed stores only) take at most an eighth of the budget.
+    degrees = std::make_unique<StoreDegreeFeature>(off, transform, options.memory_budget / 8);
     data.structural = degrees.get();
     data.degree_mean = transform.degree_mean;
     data.degree_std = transform.degree_std;
@@ -277,11 +273,11 @@ Result<TrainReport> Train(const TrainOptions& options) {
   if (options.hard_negatives && store->num_contexts() > 0) {
     auto graph = walker::WalkGraph::Open(*store);
     if (graph.ok()) {  // else: the PPR sampler on walk.* (TrainOnData's default)
-      // Windows take at most a quarter of the budget (as the pinned degree offsets do).
+      // Windows take at most an eighth of the budget (as the pinned degree offsets do).
       hard = std::make_unique<WalkerHardNegatives>(
           std::move(graph).value(), options.hard_ppr_walks,
           walker::RankWindow{options.hard_rank_lo, options.hard_rank_hi},
-          options.memory_budget / 4);
+          options.memory_budget / 8);
       data.hard = hard.get();
     }
   }

@@ -16,6 +16,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "train/batch.h"
@@ -298,6 +299,11 @@ class Trainer {
     adam_.Init();
     for (auto& [name, p] : adam_.params) report_.parameters += p.numel();
 
+    // Half the budget is for batches: the ones in flight (prefetch), the consumer's, and the
+    // part it builds next. Train() gives the other half to the store's cache and samplers.
+    const std::uint64_t in_flight = opt_.pipeline ? std::max<std::uint32_t>(1, opt_.prefetch) + 2 : 2;
+    batch_bytes_ = std::max<std::uint64_t>(1, opt_.memory_budget / 2 / in_flight);
+
     steps_per_epoch_ = (train_.train_pairs.size() + opt_.batch - 1) / opt_.batch;
     if (opt_.max_steps_per_epoch > 0) {
       steps_per_epoch_ = std::min<std::uint64_t>(steps_per_epoch_, opt_.max_steps_per_epoch);
@@ -360,6 +366,127 @@ class Trainer {
     return base * std::pow(opt_.lr_decay, after / spe);
   }
 
+  // The loss of a batch from z, the embeddings of its targets S^(K), and its wiring
+  // (t.query / positive / negative / hard: rows of z).
+  at::Tensor BatchLoss(const at::Tensor& z, const BatchTensors& t) const {
+    at::Tensor zq = z.index_select(0, t.query);
+    at::Tensor zi = z.index_select(0, t.positive);
+    at::Tensor pos = (zq * zi).sum(1, /*keepdim=*/true);             // [B x 1]
+    // Score blocks of the negatives, [B x *] each: shared, in-batch, hard.
+    std::vector<at::Tensor> negs = {zq.mm(z.index_select(0, t.negative).t())};
+    if (opt_.in_batch_negatives && zi.size(0) > 1) {
+      // The other pairs' positives; a pair's own positive is masked out (-inf for the
+      // softmax, no hinge for the margin loss).
+      at::Tensor others = zq.mm(zi.t());
+      at::Tensor own = at::eye(others.size(0), others.options().dtype(at::kBool));
+      others = others.masked_fill(own, -std::numeric_limits<float>::infinity());
+      negs.push_back(others);
+    }
+    if (t.hard_per_pair > 0) {
+      const std::int64_t B = zq.size(0);
+      at::Tensor zh = z.index_select(0, t.hard).view({B, t.hard_per_pair, z.size(1)});
+      at::Tensor hs = at::bmm(zh, zq.unsqueeze(2)).squeeze(2);     // [B x H]
+      negs.push_back(hs);
+    }
+    if (opt_.loss == Loss::kSoftmax) {
+      // The positive is class 0 of each row.
+      negs.insert(negs.begin(), pos);
+      return SoftmaxLossFirst(negs, opt_.temperature);
+    }
+    at::Tensor neg = negs.size() == 1 ? negs[0] : at::cat(negs, 1);
+    return at::relu(neg - pos + opt_.margin).mean();
+  }
+
+  // Forward and backward of a batch too large for its memory share (a plan: MiniBatch::split),
+  // with the gradients a whole-batch step would give, up to rounding. The loss couples every
+  // target through the shared negatives, so the batch cannot be cut into independent
+  // micro-batches; instead (as in GradCache, Gao et al. 2021) pass 1 embeds the targets part
+  // by part without keeping activations, the loss and its gradient dL/dz are computed on the
+  // small [targets x d] matrix z, and pass 2 runs each part again with autograd and
+  // back-propagates its rows of dL/dz. The last part of pass 1 keeps its graph, so it is not
+  // run twice. Costs one more forward pass and one more build of every part but the last.
+  Status ForwardBackwardInParts(const MiniBatch& plan, double* loss_value) {
+    auto t0 = Clock::now();
+    PartPlanner planner(plan.nodes, opt_.layers, *nbrs_, train_.features, model_config_,
+                        /*with_grad=*/true, batch_bytes_);
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device_);
+    at::Tensor z_all = at::empty({static_cast<std::int64_t>(plan.nodes.size()), opt_.dim}, f32);
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    auto last = std::make_unique<MiniBatch>();
+    at::Tensor z_last;
+    // FLOPs done: every part's forward in pass 1, the backward of the last part, and the
+    // forward and backward of the others in pass 2.
+    double flops = 0;
+    double io = 0;  // building parts, counted as sampling and gathering, not model time
+    auto account = [&](const MiniBatch& part) {
+      report_.time.sampling += part.sample_seconds;
+      report_.time.gathering += part.gather_seconds;
+      io += part.sample_seconds + part.gather_seconds;
+    };
+    // Pass 1.
+    while (!planner.done()) {
+      auto part = std::make_unique<MiniBatch>();
+      std::size_t lo = 0, hi = 0;
+      PGRAPH_RETURN_IF_ERROR(planner.Next(part.get(), &lo, &hi));
+      account(*part);
+      BatchTensors t = ToTensors(*part, device_);
+      const double part_flops = model_->ForwardFlops(*part);
+      flops += part_flops;
+      if (planner.done()) {
+        flops += 2.0 * part_flops;
+        z_last = model_->forward(t);
+        z_all.narrow(0, lo, hi - lo).copy_(z_last.detach());
+        last = std::move(part);  // z_last's graph refers to its vectors
+      } else {
+        torch::NoGradGuard no_grad;
+        z_all.narrow(0, lo, hi - lo).copy_(model_->forward(t));
+      }
+      ranges.emplace_back(lo, hi);
+    }
+    z_all.requires_grad_(true);
+    BatchTensors wiring = WiringTensors(plan);
+    at::Tensor loss = BatchLoss(z_all, wiring);
+    *loss_value = loss.item<double>();
+    loss.backward();
+    const at::Tensor dz = z_all.grad();
+    auto t2 = Clock::now();
+    report_.time.forward += std::chrono::duration<double>(t2 - t0).count() - io;
+    io = 0;
+    {
+      auto [lo, hi] = ranges.back();
+      z_last.backward(dz.narrow(0, lo, hi - lo));
+      z_last = at::Tensor();
+      last.reset();
+    }
+    // Pass 2: the other parts again, with autograd.
+    for (std::size_t j = 0; j + 1 < ranges.size(); ++j) {
+      MiniBatch part;
+      auto [lo, hi] = ranges[j];
+      PGRAPH_RETURN_IF_ERROR(planner.Build(lo, hi, &part));
+      account(part);
+      BatchTensors t = ToTensors(part, device_);
+      model_->forward(t).backward(dz.narrow(0, lo, hi - lo));
+      flops += 3.0 * model_->ForwardFlops(part);
+    }
+    report_.time.backward += Since(t2) - io;
+    report_.model_flops += static_cast<std::uint64_t>(flops);
+    ++report_.split_steps;
+    report_.parts += ranges.size();
+    return Status::OK();
+  }
+
+  // The loss wiring of a plan as tensors on the device.
+  BatchTensors WiringTensors(const MiniBatch& b) const {
+    auto i64 = at::TensorOptions().dtype(at::kLong);
+    BatchTensors t;
+    t.query = at::tensor(b.query, i64).to(device_);
+    t.positive = at::tensor(b.positive, i64).to(device_);
+    t.negative = at::tensor(b.negative, i64).to(device_);
+    t.hard = at::tensor(b.hard, i64).to(device_);
+    t.hard_per_pair = b.hard_per_pair;
+    return t;
+  }
+
   // One optimisation step on a produced batch (the consumer).
   Status Step(const MiniBatch& b, std::uint32_t epoch, std::uint64_t step_in_epoch,
               Clock::time_point epoch_start) {
@@ -373,51 +500,27 @@ class Trainer {
     report_.time.sampling += b.sample_seconds;
     report_.time.gathering += b.gather_seconds;
     try {
-      auto t0 = Clock::now();
-      BatchTensors t = ToTensors(b, device_);
-      auto t1 = Clock::now();
-      at::Tensor z = model_->forward(t);
-      at::Tensor zq = z.index_select(0, t.query);
-      at::Tensor zi = z.index_select(0, t.positive);
-      at::Tensor pos = (zq * zi).sum(1, /*keepdim=*/true);             // [B x 1]
-      // Score blocks of the negatives, [B x *] each: shared, in-batch, hard.
-      std::vector<at::Tensor> negs = {zq.mm(z.index_select(0, t.negative).t())};
-      if (opt_.in_batch_negatives && zi.size(0) > 1) {
-        // The other pairs' positives; a pair's own positive is masked out (-inf for the
-        // softmax, no hinge for the margin loss).
-        at::Tensor others = zq.mm(zi.t());
-        at::Tensor own = at::eye(others.size(0), others.options().dtype(at::kBool));
-        others = others.masked_fill(own, -std::numeric_limits<float>::infinity());
-        negs.push_back(others);
-      }
-      if (t.hard_per_pair > 0) {
-        const std::int64_t B = zq.size(0);
-        at::Tensor zh = z.index_select(0, t.hard).view({B, t.hard_per_pair, z.size(1)});
-        at::Tensor hs = at::bmm(zh, zq.unsqueeze(2)).squeeze(2);     // [B x H]
-        negs.push_back(hs);
-      }
-      at::Tensor loss;
-      if (opt_.loss == Loss::kSoftmax) {
-        // The positive is class 0 of each row.
-        negs.insert(negs.begin(), pos);
-        loss = SoftmaxLossFirst(negs, opt_.temperature);
+      double loss_value = 0;
+      if (b.split) {
+        PGRAPH_RETURN_IF_ERROR(ForwardBackwardInParts(b, &loss_value));
       } else {
-        at::Tensor neg = negs.size() == 1 ? negs[0] : at::cat(negs, 1);
-        loss = at::relu(neg - pos + opt_.margin).mean();
+        auto t0 = Clock::now();
+        BatchTensors t = ToTensors(b, device_);
+        auto t1 = Clock::now();
+        at::Tensor loss = BatchLoss(model_->forward(t), t);
+        loss_value = loss.item<double>();
+        auto t2 = Clock::now();
+        loss.backward();
+        report_.time.transfer += std::chrono::duration<double>(t1 - t0).count();
+        report_.time.forward += std::chrono::duration<double>(t2 - t1).count();
+        report_.time.backward += Since(t2);
+        report_.model_flops += static_cast<std::uint64_t>(3.0 * model_->ForwardFlops(b));
+        if (b.sequence == 0) report_.gemm_shapes = model_->ForwardGemms(b);
       }
-      double loss_value = loss.item<double>();
-      auto t2 = Clock::now();
-      loss.backward();
       auto t3 = Clock::now();
       const double lr = LearningRate(global_step_);
       adam_.ClipAndStep(lr, opt_.clip_grad_norm);
-      auto t4 = Clock::now();
-      report_.time.transfer += std::chrono::duration<double>(t1 - t0).count();
-      report_.time.forward += std::chrono::duration<double>(t2 - t1).count();
-      report_.time.backward += std::chrono::duration<double>(t3 - t2).count();
-      report_.time.optimizer += std::chrono::duration<double>(t4 - t3).count();
-      report_.model_flops += static_cast<std::uint64_t>(3.0 * model_->ForwardFlops(b));
-      if (b.sequence == 0) report_.gemm_shapes = model_->ForwardGemms(b);
+      report_.time.optimizer += Since(t3);
       if (!std::isfinite(loss_value)) {
         return Status::Internal("loss is not finite at step " + std::to_string(global_step_) +
                                 " (lower --lr or set --clip-grad-norm)");
@@ -459,6 +562,8 @@ class Trainer {
     pc.seed = opt_.seed;
     pc.epoch = epoch;
     pc.max_batches = opt_.max_steps_per_epoch;
+    pc.batch_bytes = batch_bytes_;
+    pc.model = model_config_;
     BatchProducer producer(train_, nbrs_, pc);
     const std::uint64_t n = producer.num_batches();
     epoch_loss_ = 0;
@@ -547,22 +652,36 @@ class Trainer {
     return Status::OK();
   }
 
-  // Embeddings of `items` with the current model, [items x dim] on the CPU.
+  // Embeddings of `items` (distinct) with the current model, [items x dim] on the CPU, in
+  // parts that fit the memory share of a batch.
   Result<at::Tensor> Embed(std::span<const NodeId> items) {
     torch::NoGradGuard no_grad;
+    // Distinct items first: a part's rows are its targets only when they are distinct.
+    std::vector<NodeId> distinct;
+    std::vector<std::int64_t> row(items.size());
+    {
+      std::unordered_map<NodeId, std::int64_t> seen;
+      for (std::size_t j = 0; j < items.size(); ++j) {
+        auto [it, inserted] = seen.emplace(items[j], static_cast<std::int64_t>(distinct.size()));
+        if (inserted) distinct.push_back(items[j]);
+        row[j] = it->second;
+      }
+    }
     model_->eval();
-    std::vector<at::Tensor> parts;
-    const std::size_t chunk = 1024;
-    for (std::size_t s = 0; s < items.size(); s += chunk) {
-      auto b = ProduceEmbeddingBatch(items.subspan(s, std::min(chunk, items.size() - s)),
-                                     opt_.layers, *nbrs_, train_.features);
-      PGRAPH_RETURN_IF_ERROR(b->status);
-      BatchTensors t = ToTensors(*b, device_);
-      at::Tensor rows = at::tensor(b->query, at::TensorOptions().dtype(at::kLong)).to(device_);
-      parts.push_back(model_->forward(t).index_select(0, rows).to(at::kCPU));
+    at::Tensor out = at::empty({static_cast<std::int64_t>(distinct.size()), opt_.dim},
+                               at::TensorOptions().dtype(at::kFloat));
+    PartPlanner planner(distinct, opt_.layers, *nbrs_, train_.features, model_config_,
+                        /*with_grad=*/false, batch_bytes_);
+    while (!planner.done()) {
+      MiniBatch part;
+      std::size_t lo = 0, hi = 0;
+      PGRAPH_RETURN_IF_ERROR(planner.Next(&part, &lo, &hi));
+      BatchTensors t = ToTensors(part, device_);
+      out.narrow(0, lo, hi - lo).copy_(model_->forward(t).to(at::kCPU));
     }
     model_->train();
-    return at::cat(parts, 0);
+    if (distinct.size() == items.size()) return out;
+    return out.index_select(0, at::tensor(row, at::TensorOptions().dtype(at::kLong)));
   }
 
   Status Validate(EpochStats* stats) {
@@ -599,18 +718,27 @@ class Trainer {
       PGRAPH_ASSIGN_OR_RETURN(at::Tensor zq, Embed(qs));
       PGRAPH_ASSIGN_OR_RETURN(at::Tensor zi, Embed(is));
       at::Tensor pos = (zq * zi).sum(1);                     // [P]
-      at::Tensor scores = zq.mm(zc.t());                      // [P x C]
       at::Tensor cand_ids = at::tensor(std::vector<std::int64_t>(cands.begin(), cands.end()),
                                        at::TensorOptions().dtype(at::kLong));
       at::Tensor qt = at::tensor(std::vector<std::int64_t>(qs.begin(), qs.end()),
                                  at::TensorOptions().dtype(at::kLong));
       at::Tensor it = at::tensor(std::vector<std::int64_t>(is.begin(), is.end()),
                                  at::TensorOptions().dtype(at::kLong));
-      // Rank of i = 1 + candidates (other than q and i) scoring strictly higher.
-      at::Tensor exclude = cand_ids.unsqueeze(0).eq(qt.unsqueeze(1)) |
-                           cand_ids.unsqueeze(0).eq(it.unsqueeze(1));
-      at::Tensor higher = (scores > pos.unsqueeze(1)) & exclude.logical_not();
-      at::Tensor rank = higher.sum(1).to(at::kDouble) + 1;   // [P]
+      // Rank of i = 1 + candidates (other than q and i) scoring strictly higher; queries in
+      // blocks whose [block x candidates] scores and masks fit a batch's memory share.
+      const std::int64_t P = static_cast<std::int64_t>(qs.size());
+      const std::int64_t block = std::clamp<std::int64_t>(
+          static_cast<std::int64_t>(batch_bytes_ / (16 * std::max<std::size_t>(1, cands.size()))),
+          1, P);
+      at::Tensor rank = at::empty({P}, at::TensorOptions().dtype(at::kDouble));
+      for (std::int64_t s0 = 0; s0 < P; s0 += block) {
+        const std::int64_t n = std::min(block, P - s0);
+        at::Tensor scores = zq.narrow(0, s0, n).mm(zc.t());  // [n x C]
+        at::Tensor exclude = cand_ids.unsqueeze(0).eq(qt.narrow(0, s0, n).unsqueeze(1)) |
+                             cand_ids.unsqueeze(0).eq(it.narrow(0, s0, n).unsqueeze(1));
+        at::Tensor higher = (scores > pos.narrow(0, s0, n).unsqueeze(1)) & exclude.logical_not();
+        rank.narrow(0, s0, n).copy_(higher.sum(1).to(at::kDouble) + 1);
+      }
       const std::uint32_t scale =
           opt_.mrr_scale ? opt_.mrr_scale
                          : static_cast<std::uint32_t>(std::max<std::size_t>(1, cands.size() / 50000));
@@ -634,6 +762,7 @@ class Trainer {
   std::unique_ptr<ConcatFeatures> combined_;  // features + structural
   std::unique_ptr<HardNegativeSampler> ppr_;
   std::uint32_t negatives_ = 0;
+  std::uint64_t batch_bytes_ = 0;  // memory share of one batch or part (Setup)
   int torch_threads_ = 1;
   int blas_threads_before_ = 0;  // restored on destruction (0: not OpenBLAS, or not set)
   at::Device device_{at::kCPU};

@@ -272,7 +272,12 @@ struct TrainOptions {
   bool checkpoint = true;            // write one per epoch
   // Store (Train() only).
   std::string store_dir;
-  std::uint64_t memory_budget = 512ull << 20;  // chunk cache of the store
+  // What the run may use beyond the model and its optimizer state. Half goes to batches:
+  // those in flight (prefetch), the consumer's, and the part it builds next, each estimated
+  // before its features are read; a batch over its share runs in parts with the same
+  // gradients (more compute, same result up to rounding). Train() gives the store's chunk
+  // cache a quarter, and pinned degree offsets and hard-negative windows an eighth each.
+  std::uint64_t memory_budget = 512ull << 20;
   // Observers (called on the consumer thread) and cancellation (e.g. set by SIGINT).
   std::function<void(const StepStats&)> on_step;
   std::function<void(const EpochStats&)> on_epoch;
@@ -289,6 +294,9 @@ struct TrainReport {
   TimeBreakdown time;
   std::uint32_t first_epoch = 1;    // > 1 after --resume
   std::uint64_t steps = 0, pairs = 0;
+  // Steps whose batch exceeded its memory share and ran in parts, and their parts in total
+  // (see memory_budget).
+  std::uint64_t split_steps = 0, parts = 0;
   double seconds = 0;
   double pairs_per_second = 0;      // training only (validation excluded)
   std::string device;               // the device used ("cpu", "cuda:0")

@@ -142,6 +142,15 @@ TEST_CASE("every dtype round-trips on both backends and codecs", "[storage]") {
     }
     CHECK(store->OpenColumn("u32").value()->ReadRowsAsFloat(0, 1, out).IsInvalidArgument());
   }
+  SECTION("row gathers in any order, each chunk once") {
+    auto col = store->OpenColumn("u32").value();
+    std::vector<NodeId> ids = {static_cast<NodeId>(u32.size() - 1), 7, 7, 0, 20010};
+    std::vector<std::uint32_t> g(ids.size());
+    REQUIRE(col->GatherRows(ids, std::as_writable_bytes(std::span(g))).ok());
+    for (std::size_t k = 0; k < ids.size(); ++k) CHECK(g[k] == u32[ids[k]]);
+    std::vector<NodeId> bad = {0, static_cast<NodeId>(u32.size())};
+    CHECK(col->GatherRows(bad, std::as_writable_bytes(std::span(g))).IsInvalidArgument());
+  }
 }
 
 TEST_CASE("half floats round to nearest", "[storage]") {
