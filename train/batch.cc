@@ -85,9 +85,12 @@ struct BatchShape {
   std::vector<std::uint64_t> entries;     // adjacency entries of layer k
 };
 
-// {bytes of ids and adjacency, bytes of everything} of a batch of `shape`.
-std::pair<std::uint64_t, std::uint64_t> ShapeBytes(const BatchShape& s, const ModelConfig& c,
-                                                   bool with_grad) {
+struct ShapeBytesResult {
+  std::uint64_t ids = 0;  // ids and adjacency only
+  BatchBytes bytes;
+};
+
+ShapeBytesResult ShapeBytes(const BatchShape& s, const ModelConfig& c, bool with_grad) {
   const std::uint64_t F = c.feature_dim + c.structural_dim, in0 = c.input_dim();
   const std::uint64_t m = c.hidden, d = c.dim;
   std::uint64_t ids = s.nodes * (4 + 8);  // NodeIds, and their int64 tensor
@@ -105,23 +108,14 @@ std::pair<std::uint64_t, std::uint64_t> ShapeBytes(const BatchShape& s, const Mo
   act += (s.targets.empty() ? s.nodes : s.targets.back()) * 4 * d;  // head
   // Backward holds gradients of about the same shapes while the saved tensors are alive.
   if (with_grad) act *= 2;
-  return {ids, ids + (s.nodes * F + act) * 4};
+  ShapeBytesResult r;
+  r.ids = ids;
+  r.bytes.data = ids + s.nodes * F * 4;
+  r.bytes.total = r.bytes.data + act * 4;
+  return r;
 }
 
-}  // namespace
-
-std::uint64_t EstimateBatchBytes(const MiniBatch& b, const ModelConfig& model, bool with_grad) {
-  BatchShape s;
-  s.nodes = b.nodes.size();
-  for (const LayerBlock& l : b.layers) {
-    s.targets.push_back(l.num_targets);
-    s.inputs.push_back(l.num_inputs);
-    s.entries.push_back(l.index.size());
-  }
-  return ShapeBytes(s, model, with_grad).second;
-}
-
-namespace {
+// Every neighbourhood disjoint: an upper bound on the shape of a batch of `targets`.
 BatchShape UpperBoundShape(std::uint64_t targets, std::uint32_t width, std::uint32_t layers) {
   BatchShape s;
   s.targets.resize(layers);
@@ -137,15 +131,18 @@ BatchShape UpperBoundShape(std::uint64_t targets, std::uint32_t width, std::uint
   s.nodes = level;
   return s;
 }
+
 }  // namespace
 
-std::uint64_t UpperBoundBatchBytes(std::uint64_t targets, std::uint32_t width,
-                                   std::uint32_t feature_dim, const ModelConfig& model,
-                                   bool with_grad) {
-  ModelConfig c = model;
-  c.feature_dim = feature_dim;
-  c.structural_dim = 0;
-  return ShapeBytes(UpperBoundShape(targets, width, model.layers), c, with_grad).second;
+BatchBytes EstimateBatchBytes(const MiniBatch& b, const ModelConfig& model, bool with_grad) {
+  BatchShape s;
+  s.nodes = b.nodes.size();
+  for (const LayerBlock& l : b.layers) {
+    s.targets.push_back(l.num_targets);
+    s.inputs.push_back(l.num_inputs);
+    s.entries.push_back(l.index.size());
+  }
+  return ShapeBytes(s, model, with_grad).bytes;
 }
 
 // ---- Parts ------------------------------------------------------------------------------
@@ -163,7 +160,7 @@ PartPlanner::PartPlanner(std::span<const NodeId> targets, std::uint32_t layers,
   ModelConfig c = model;
   c.layers = layers;
   bytes_per_target_ = static_cast<double>(
-      ShapeBytes(UpperBoundShape(1, nbrs.width(), layers), c, with_grad).second);
+      ShapeBytes(UpperBoundShape(1, nbrs.width(), layers), c, with_grad).bytes.total);
 }
 
 Status PartPlanner::Next(MiniBatch* part, std::size_t* lo, std::size_t* hi) {
@@ -176,7 +173,7 @@ Status PartPlanner::Next(MiniBatch* part, std::size_t* lo, std::size_t* hi) {
   auto t0 = std::chrono::steady_clock::now();
   while (true) {
     PGRAPH_RETURN_IF_ERROR(BuildSubgraph(targets_.subspan(next_, r), layers_, nbrs_, part, &pos));
-    const std::uint64_t bytes = EstimateBatchBytes(*part, model_, with_grad_);
+    const std::uint64_t bytes = EstimateBatchBytes(*part, model_, with_grad_).total;
     bytes_per_target_ = static_cast<double>(bytes) / static_cast<double>(r);
     if (bytes <= budget_ || r == 1) break;
     r = std::clamp<std::size_t>(static_cast<std::size_t>(aim / bytes_per_target_), 1, r - 1);
@@ -409,14 +406,16 @@ std::unique_ptr<MiniBatch> BatchProducer::Produce(std::uint64_t index) const {
   if (config_.batch_bytes > 0) {
     ModelConfig c = config_.model;
     c.layers = config_.layers;
-    const BatchShape bound = UpperBoundShape(targets.size(), nbrs_->width(), config_.layers);
-    const auto [bound_ids, bound_all] = ShapeBytes(bound, c, /*with_grad=*/true);
-    if (bound_all > config_.batch_bytes) {
-      if (bound_ids <= config_.batch_bytes) {
+    auto fits = [&](const BatchBytes& x) {
+      return x.data <= config_.batch_data_bytes && x.total <= config_.batch_bytes;
+    };
+    const ShapeBytesResult bound =
+        ShapeBytes(UpperBoundShape(targets.size(), nbrs_->width(), config_.layers), c, true);
+    if (!fits(bound.bytes)) {
+      if (bound.ids <= config_.batch_data_bytes) {
         b->status = BuildSubgraph(targets, config_.layers, *nbrs_, b.get(), &pos);
         if (!b->status.ok()) return b;
-        b->estimated_bytes = EstimateBatchBytes(*b, c, /*with_grad=*/true);
-        whole = b->estimated_bytes <= config_.batch_bytes;
+        whole = fits(EstimateBatchBytes(*b, c, /*with_grad=*/true));
       } else {
         whole = false;
       }

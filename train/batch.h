@@ -47,10 +47,8 @@ struct MiniBatch {
   double sample_seconds = 0, gather_seconds = 0;
   // A batch too large for its memory share travels as a plan: `nodes` holds only the
   // targets S^(K), `layers` and `features` are empty, and the consumer builds and runs it in
-  // parts (PartPlanner) with the same loss. `estimated_bytes` is the producer's estimate of
-  // the whole batch (0 when not measured).
+  // parts (PartPlanner) with the same loss.
   bool split = false;
-  std::uint64_t estimated_bytes = 0;
 
   std::uint32_t num_targets() const {
     return split ? static_cast<std::uint32_t>(nodes.size())
@@ -69,21 +67,17 @@ Status BuildSubgraph(std::span<const NodeId> targets, std::uint32_t layers,
 // Fills out->features with the rows of out->nodes (feature_dim 0 when `features` is null).
 Status GatherFeatures(const FeatureSource* features, MiniBatch* out);
 
-// Bytes a built batch occupies while the model runs over it: ids, adjacency and features as
-// produced, their tensor copies, and the activations of `model`'s forward pass (kept for
-// backward when `with_grad`, with room for their gradients). An estimate, checked against
-// the process's RSS by test/train/memory_test.cc.
-std::uint64_t EstimateBatchBytes(const MiniBatch& batch, const ModelConfig& model,
-                                 bool with_grad);
-
-// Bytes of a batch of `targets` distinct targets before any id is looked up: every
-// neighbourhood assumed disjoint (an upper bound; real batches share most of their nodes).
-std::uint64_t UpperBoundBatchBytes(std::uint64_t targets, std::uint32_t width,
-                                   std::uint32_t feature_dim, const ModelConfig& model,
-                                   bool with_grad);
+// Bytes of a built batch: `data`, what it holds while it waits in the pipeline (ids,
+// adjacency, features, their tensor copies); `total`, with the activations of `model`'s
+// forward pass over it as well (kept for backward when `with_grad`, with room for their
+// gradients). Estimates, checked against the process's RSS by test/train/memory_test.cc.
+struct BatchBytes {
+  std::uint64_t data = 0, total = 0;
+};
+BatchBytes EstimateBatchBytes(const MiniBatch& batch, const ModelConfig& model, bool with_grad);
 
 // Splits a list of distinct targets into consecutive parts whose built subgraphs each fit
-// `budget` bytes (EstimateBatchBytes), so a batch or a validation sweep larger than its
+// `budget` bytes (EstimateBatchBytes' total), so a batch or a validation sweep larger than its
 // memory share runs part by part. Sizes adapt to what the previous part measured; a single
 // target larger than the budget is built alone. Deterministic: the parts depend only on the
 // data, never on threads or timing. Borrows everything it is given.
@@ -163,9 +157,11 @@ struct ProducerConfig {
   std::uint64_t seed = 1;
   std::uint32_t epoch = 1;
   std::uint64_t max_batches = 0;      // 0: all
-  // Memory share of one batch in flight (0: unlimited). A batch whose estimate exceeds it
-  // is produced as a plan (MiniBatch::split) for the consumer to run in parts.
-  std::uint64_t batch_bytes = 0;
+  // Memory shares (0: unlimited): a batch is produced whole when its data fits
+  // batch_data_bytes (its share of the pipeline's buffer) and its total fits batch_bytes
+  // (what the consumer may use to run it); else as a plan (MiniBatch::split) for the consumer
+  // to run in parts of at most batch_bytes.
+  std::uint64_t batch_data_bytes = 0, batch_bytes = 0;
   ModelConfig model;                  // for the estimates
 };
 

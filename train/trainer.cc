@@ -299,10 +299,12 @@ class Trainer {
     adam_.Init();
     for (auto& [name, p] : adam_.params) report_.parameters += p.numel();
 
-    // Half the budget is for batches: the ones in flight (prefetch), the consumer's, and the
-    // part it builds next. Train() gives the other half to the store's cache and samplers.
-    const std::uint64_t in_flight = opt_.pipeline ? std::max<std::uint32_t>(1, opt_.prefetch) + 2 : 2;
-    batch_bytes_ = std::max<std::uint64_t>(1, opt_.memory_budget / 2 / in_flight);
+    // Half the budget is for batches (Train() gives the other half to the store's cache and
+    // samplers): a half of that for the batch or part the consumer runs, with its
+    // activations, and the other for the data of the batches waiting in the pipeline.
+    batch_bytes_ = std::max<std::uint64_t>(1, opt_.memory_budget / 4);
+    const std::uint64_t waiting = opt_.pipeline ? std::max<std::uint32_t>(1, opt_.prefetch) : 1;
+    batch_data_bytes_ = std::max<std::uint64_t>(1, opt_.memory_budget / 4 / waiting);
 
     steps_per_epoch_ = (train_.train_pairs.size() + opt_.batch - 1) / opt_.batch;
     if (opt_.max_steps_per_epoch > 0) {
@@ -563,6 +565,7 @@ class Trainer {
     pc.epoch = epoch;
     pc.max_batches = opt_.max_steps_per_epoch;
     pc.batch_bytes = batch_bytes_;
+    pc.batch_data_bytes = batch_data_bytes_;
     pc.model = model_config_;
     BatchProducer producer(train_, nbrs_, pc);
     const std::uint64_t n = producer.num_batches();
@@ -762,7 +765,9 @@ class Trainer {
   std::unique_ptr<ConcatFeatures> combined_;  // features + structural
   std::unique_ptr<HardNegativeSampler> ppr_;
   std::uint32_t negatives_ = 0;
-  std::uint64_t batch_bytes_ = 0;  // memory share of one batch or part (Setup)
+  // Memory shares (Setup): what the consumer may use to run one batch or part, and the data
+  // of one batch waiting in the pipeline (ProducerConfig).
+  std::uint64_t batch_bytes_ = 0, batch_data_bytes_ = 0;
   int torch_threads_ = 1;
   int blas_threads_before_ = 0;  // restored on destruction (0: not OpenBLAS, or not set)
   at::Device device_{at::kCPU};

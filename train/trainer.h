@@ -272,11 +272,12 @@ struct TrainOptions {
   bool checkpoint = true;            // write one per epoch
   // Store (Train() only).
   std::string store_dir;
-  // What the run may use beyond the model and its optimizer state. Half goes to batches:
-  // those in flight (prefetch), the consumer's, and the part it builds next, each estimated
-  // before its features are read; a batch over its share runs in parts with the same
-  // gradients (more compute, same result up to rounding). Train() gives the store's chunk
-  // cache a quarter, and pinned degree offsets and hard-negative windows an eighth each.
+  // What the run may use beyond the model and its optimizer state. A quarter is for the
+  // batch being run with its activations, a quarter for the data of the batches waiting in
+  // the pipeline (prefetch), both estimated before features are read; a batch over its share
+  // runs in parts with the same gradients (more compute, same result up to rounding).
+  // Train() gives the store's chunk cache a quarter, and pinned degree offsets and
+  // hard-negative windows an eighth each.
   std::uint64_t memory_budget = 512ull << 20;
   // Observers (called on the consumer thread) and cancellation (e.g. set by SIGINT).
   std::function<void(const StepStats&)> on_step;

@@ -93,7 +93,7 @@ TEST_CASE("PartPlanner covers the targets in order with parts within the budget"
   MiniBatch whole;
   std::vector<std::int64_t> pos;
   REQUIRE(BuildSubgraph(targets, 2, src.nbrs, &whole, &pos).ok());
-  const std::uint64_t whole_bytes = EstimateBatchBytes(whole, mc, /*with_grad=*/true);
+  const std::uint64_t whole_bytes = EstimateBatchBytes(whole, mc, /*with_grad=*/true).total;
   const std::uint64_t budget = whole_bytes / 5;
   PartPlanner planner(targets, 2, src.nbrs, &src.features, mc, /*with_grad=*/true, budget);
   std::size_t expect_lo = 0, parts = 0;
@@ -108,7 +108,7 @@ TEST_CASE("PartPlanner covers the targets in order with parts within the budget"
     // The part's targets are its first rows, in order, and it fits (or is one target).
     REQUIRE(part.num_targets() == hi - lo);
     CHECK(std::equal(part.nodes.begin(), part.nodes.begin() + (hi - lo), targets.begin() + lo));
-    CHECK((EstimateBatchBytes(part, mc, true) <= budget || hi - lo == 1));
+    CHECK((EstimateBatchBytes(part, mc, true).total <= budget || hi - lo == 1));
     CHECK(part.features.size() == part.nodes.size() * po.feature_dim);
     // Building the range again gives the same part.
     MiniBatch again;
