@@ -3,53 +3,17 @@
 // embeddings still equal Algorithm 2 (checked on a sample).
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
-#include <thread>
 
 #include "infer/infer.h"
 #include "test/infer/infer_fixture.h"
+#include "test/support/peak_rss.h"
 
 namespace pgraph::infer {
-namespace {
-
-std::uint64_t RssAnonBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
-  }
-  return 0;
-}
-
-// Samples RssAnon every millisecond while alive (a test-only helper thread).
-class PeakSampler {
- public:
-  PeakSampler() : thread_([this] {
-    while (!stop_.load()) {
-      std::uint64_t v = RssAnonBytes();
-      if (v > peak_.load()) peak_.store(v);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }) {}
-  ~PeakSampler() { Stop(); }
-  std::uint64_t Stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    return peak_.load();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> peak_{0};
-  std::thread thread_;
-};
-
-}  // namespace
+using pgraph::test::PeakSampler;
+using pgraph::test::RssAnonBytes;
 
 // Infers a 60000-item store twice with `budget` (the first run warms torch, BLAS and TBB up)
 // and checks the second run's partitions, planned working set, peak RssAnon and a sample of

@@ -3,17 +3,15 @@
 // budget keeps its peak anonymous RSS within the budget plus the model.
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <malloc.h>
 #include <string>
-#include <thread>
 
 #include "storage/store.h"
+#include "test/support/peak_rss.h"
 #include "test/support/temp_dir.h"
 #include "test/train/fixtures.h"
 #include "train/batch.h"
@@ -42,38 +40,8 @@ double MaxAbsDiff(const ModelParameters& a, const ModelParameters& b) {
   return worst;
 }
 
-std::uint64_t RssAnonBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
-  }
-  return 0;
-}
-
-// Samples RssAnon every millisecond while alive (a test-only helper thread).
-class PeakSampler {
- public:
-  PeakSampler()
-      : thread_([this] {
-          while (!stop_.load()) {
-            std::uint64_t v = RssAnonBytes();
-            if (v > peak_.load()) peak_.store(v);
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-          }
-        }) {}
-  ~PeakSampler() { Stop(); }
-  std::uint64_t Stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    return peak_.load();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> peak_{0};
-  std::thread thread_;
-};
+using pgraph::test::PeakSampler;
+using pgraph::test::RssAnonBytes;
 
 }  // namespace
 
