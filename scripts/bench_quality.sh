@@ -12,6 +12,7 @@
 #                                    and lastfm have per-set defaults (below): a flag given in
 #                                    both is an error, so set TRAIN_FLAGS_<SET> to replace them
 #   WALK_FLAGS                       extra `pgraph walk` flags
+#   WALK_FLAGS_LASTFM="--pairs-per-item 160"  Last.fm's own walk flags (set empty to drop them)
 #   GEN_ITEMS=100000 GEN_CONTEXTS=100000 GEN_EDGES=2000000   the generated graph
 #   GEN_FLAGS                        extra `pgraph generate` flags, e.g. the graded-taste graph
 #                                    "--mixing 0.1 --secondary 0.3 --related 2" (an existing
@@ -103,17 +104,29 @@ for set in $SETS; do
       run_eval movielens "pairs 99 sampled" "$store" --pairs "$WORK/movielens/data/pairs.tsv" \
         --k 10 --sampled-negatives 99
       run_eval movielens "test full" "$store" --test "$WORK/movielens/data/test.tsv" --k 10,20
+      # pinsage's history query is the softmax mixture by default (eval --aggregate auto);
+      # the mean vector, for comparison with earlier numbers.
+      if [[ " $METHODS " == *" pinsage "* ]]; then
+        METHODS=pinsage run_eval movielens "test full, mean vector" "$store" \
+          --test "$WORK/movielens/data/test.tsv" --k 10,20 --aggregate mean
+      fi
       ;;
     lastfm)
       src="$DATA/lastfm-lightgcn"
       [[ -f $src/data1.txt ]] || { step "lastfm: $src missing, skipped"; continue; }
       "$PGRAPH" convert --format lastfm-lightgcn --in "$src" --out "$WORK/lastfm/data" --json >&2
-      # No timestamps, so no labelled pairs: co-occurrence pairs from the walks. No item
-      # features: set TRAIN_FLAGS_LASTFM (default: learnable id embeddings, and no learned
-      # length: popularity says little here, docs/BENCHMARKS.md).
-      TRAIN_FLAGS_LASTFM=${TRAIN_FLAGS_LASTFM:---id-embedding-dim 64 --epochs 5 --magnitude off}
-      pipeline lastfm "$WORK/lastfm/data" ""
+      # No timestamps, so no labelled pairs: co-occurrence pairs from the walks, 160 per
+      # item (WALK_FLAGS_LASTFM; 9, the default for this graph, 20-80 learn less). No item
+      # features: set TRAIN_FLAGS_LASTFM (default: learnable id embeddings, no learned length
+      # as popularity says little here, and in-batch negatives; docs/BENCHMARKS.md).
+      TRAIN_FLAGS_LASTFM=${TRAIN_FLAGS_LASTFM:---id-embedding-dim 128 --dim 128 --hidden 256 --epochs 5 --magnitude off --in-batch-negatives on}
+      # shellcheck disable=SC2086
+      pipeline lastfm "$WORK/lastfm/data" "" ${WALK_FLAGS_LASTFM---pairs-per-item 160}
       run_eval lastfm "test full" "$WORK/lastfm/store" --test "$WORK/lastfm/data/test.tsv" --k 20
+      if [[ " $METHODS " == *" pinsage "* ]]; then
+        METHODS=pinsage run_eval lastfm "test full, mean vector" "$WORK/lastfm/store" \
+          --test "$WORK/lastfm/data/test.tsv" --k 20 --aggregate mean
+      fi
       ;;
     generated)
       dir="$WORK/generated/data"

@@ -3,8 +3,11 @@
 // metrics are defined in tools/lib/eval.h; docs/BENCHMARKS.md ("## quality") has numbers.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,7 +56,8 @@ class PprScorer final : public Scorer {
 
 struct EvalArgs {
   std::string store, pairs, test;
-  std::string ks, methods = "pinsage", column, similarity, aggregate = "mean";
+  std::string ks, methods = "pinsage", column, similarity, aggregate = "auto";
+  float aggregate_temperature = 0;
   std::uint64_t candidates = 0, sampled_negatives = 0;
   bool knn_weights = false, keep_seen = false;
   walker::PprOptions ppr;
@@ -77,23 +81,70 @@ std::vector<std::string> SplitList(const std::string& s) {
   return out;
 }
 
+// The training loss and temperature recorded in the store's checkpoint config
+// ("train.config": `key=value` lines); nullopt when the store has no trained model.
+struct TrainedLoss {
+  std::string loss;
+  float temperature = 0;
+};
+Result<std::optional<TrainedLoss>> ReadTrainedLoss(const storage::Store& store) {
+  auto config = store.GetMeta("train.config");
+  if (!config.ok()) {
+    if (config.status().IsNotFound()) return std::optional<TrainedLoss>();
+    return config.status();
+  }
+  TrainedLoss out;
+  std::size_t start = 0;
+  const std::string& text = *config;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    if (line.rfind("loss=", 0) == 0) out.loss = line.substr(5);
+    if (line.rfind("temperature=", 0) == 0)
+      out.temperature = std::strtof(line.c_str() + 12, nullptr);
+    start = end + 1;
+  }
+  return std::optional<TrainedLoss>(out);
+}
+
 Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string& method,
                                            const storage::Store& store,
                                            const storage::Graph& graph) {
-  PGRAPH_ASSIGN_OR_RETURN(Aggregation agg, ParseAggregation(a.aggregate));
   // By default each method scores as it is meant to be used: embeddings by inner product
   // (what the model was trained on and what `pgraph query` ranks by: an embedding's length
   // carries a learned prior), raw features by cosine.
   const bool embedding = method == "pinsage" || method == "embedding";
+  const bool trained_column = embedding && (a.column.empty() || a.column == "embedding");
+  // A history query (--test) by default: embeddings trained by the softmax loss mix the
+  // distributions each history item predicts, at the training temperature (Aggregation::
+  // kSoftmax says why); everything else scores against the mean (item-kNN: the sum).
+  std::optional<TrainedLoss> trained;
+  if (trained_column) {
+    PGRAPH_ASSIGN_OR_RETURN(trained, ReadTrainedLoss(store));
+  }
+  std::string aggregate = a.aggregate;
+  if (aggregate == "auto") {
+    aggregate =
+        trained && trained->loss == "softmax" && trained->temperature > 0 ? "softmax" : "mean";
+  }
+  PGRAPH_ASSIGN_OR_RETURN(Aggregation agg, ParseAggregation(aggregate));
+  const float temperature = a.aggregate_temperature > 0           ? a.aggregate_temperature
+                            : trained && trained->temperature > 0 ? trained->temperature
+                                                                  : 0.05f;
+  if (agg == Aggregation::kSoftmax && !embedding && method != "features") {
+    return Status::InvalidArgument("--aggregate softmax needs vectors (pinsage or features), not " +
+                                   method);
+  }
   PGRAPH_ASSIGN_OR_RETURN(
       Similarity sim,
       ParseSimilarity(!a.similarity.empty() ? a.similarity : embedding ? "dot" : "cosine"));
   if (embedding) {
     return MakeColumnScorer(store, a.column.empty() ? storage::columns::kEmbedding : a.column, sim,
-                            agg);
+                            agg, temperature);
   }
   if (method == "features") {
-    return MakeColumnScorer(store, storage::columns::kFeatures, sim, agg);
+    return MakeColumnScorer(store, storage::columns::kFeatures, sim, agg, temperature);
   }
   if (method == "itemknn") return MakeItemKnnScorer(graph, a.knn_weights, agg);
   if (method == "popularity") return MakePopularityScorer(graph);
@@ -137,7 +188,12 @@ std::function<Status()> Setup(CLI::App* app) {
                   "cosine or dot (default: dot for pinsage, as the model scores; cosine for "
                   "features)");
   app->add_option("--aggregate", a->aggregate,
-                  "--test: how a context's items make its query, mean (default) or max");
+                  "--test: how a context's items make its query: mean, max, softmax (mix the "
+                  "model's softmax distributions of the items), or auto (default: softmax for "
+                  "embeddings trained with the softmax loss, mean otherwise)");
+  app->add_option("--aggregate-temperature", a->aggregate_temperature,
+                  "Temperature of --aggregate softmax (default: the trained --temperature, "
+                  "0.05 without one)");
   app->add_flag("--knn-weights", a->knn_weights, "itemknn: use edge weights (default binary)");
   app->add_option("--ppr-walks", a->ppr.walks, "ppr: Monte-Carlo walks per query (default 20000)");
   app->add_option("--ppr-restart", a->ppr.restart, "ppr: restart probability (default 0.3)");
@@ -172,7 +228,10 @@ std::function<Status()> Setup(CLI::App* app) {
     }
     const std::vector<std::string> methods = SplitList(a->methods);
     if (methods.empty()) return Status::InvalidArgument("--method is empty");
-    PGRAPH_RETURN_IF_ERROR(ParseAggregation(a->aggregate).status());
+    if (a->aggregate != "auto") PGRAPH_RETURN_IF_ERROR(ParseAggregation(a->aggregate).status());
+    if (a->aggregate_temperature < 0 || !std::isfinite(a->aggregate_temperature)) {
+      return Status::InvalidArgument("--aggregate-temperature must be >= 0");
+    }
     if (!a->similarity.empty()) PGRAPH_RETURN_IF_ERROR(ParseSimilarity(a->similarity).status());
     ConfigureThreads(a->threads);
 

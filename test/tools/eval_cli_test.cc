@@ -139,6 +139,14 @@ TEST_CASE("eval cli: baselines on a generated graph, JSON keys, errors", "[tools
   CHECK(RunCommand(Pgraph() + " eval --store " + store + " --pairs " + truth + " --method magic",
                    &out) == 2);
   CHECK(out.find("unknown method 'magic'") != std::string::npos);
+  // Softmax aggregation needs vectors.
+  CHECK(RunCommand(Pgraph() + " eval --store " + store + " --test " + truth +
+                       " --method itemknn --aggregate softmax",
+                   &out) == 2);
+  CHECK(out.find("--aggregate softmax needs vectors") != std::string::npos);
+  CHECK(RunCommand(Pgraph() + " eval --store " + store + " --test " + truth +
+                       " --aggregate-temperature -1",
+                   &out) == 2);
 }
 
 TEST_CASE("eval cli: ingest -> walk -> train -> infer -> query/eval", "[tools][slow]") {
@@ -249,6 +257,11 @@ TEST_CASE("eval cli: convert a MovieLens-shaped set, then both protocols", "[too
     CHECK(JsonNumber(line, "recall@20") > 0.0);
     CHECK(JsonNumber(line, "ndcg@20") > 0.0);
   }
+  // Softmax aggregation of the feature vectors (no trained model: temperature 0.05).
+  auto soft = EvalByMethod("--store " + store + " --test " + conv +
+                           "/test.tsv --method features --aggregate softmax");
+  REQUIRE(soft.count("features"));
+  CHECK(JsonNumber(soft["features"], "recall@20") > 0.0);
   std::string text = MustRun("eval --quiet --store " + store + " --test " + conv +
                              "/test.tsv --method itemknn --k 5,20 --aggregate max");
   CHECK(text.find("recall@5") != std::string::npos);

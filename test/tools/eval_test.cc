@@ -257,6 +257,60 @@ TEST_CASE("eval: ties are broken fairly and reproducibly", "[tools]") {
   CHECK(hr1 == Approx(0.1).margin(0.025));
 }
 
+// Two tastes, x and y; h1 and h2 are the history. Candidates: m (a little of both), p and q
+// (strongly x), r (strongly y), s (neither). The mean vector ranks m, which is likely under
+// neither history item alone, first; the softmax mixture ranks what some history item
+// predicts above it.
+TEST_CASE("eval: softmax aggregation mixes each history item's distribution", "[tools]") {
+  const std::vector<float> rows = {1,     0,      // 0 h1
+                                   0,     1,      // 1 h2
+                                   0.45f, 0.45f,  // 2 m
+                                   0.9f,  -0.2f,  // 3 p
+                                   0.85f, -0.2f,  // 4 q
+                                   -0.2f, 0.9f,   // 5 r
+                                   0,     0};     // 6 s
+  const float tau = 0.1f;
+  auto soft = MakeMatrixScorer(rows, 2, Similarity::kDot, Aggregation::kSoftmax, tau);
+  auto mean = MakeMatrixScorer(rows, 2, Similarity::kDot, Aggregation::kMean);
+  REQUIRE(soft.ok());
+  REQUIRE(mean.ok());
+  const std::vector<NodeId> history = {0, 1};
+  std::vector<float> s(7), m(7);
+  REQUIRE((*soft)->ScoreFromItems(history, s).ok());
+  REQUIRE((*mean)->ScoreFromItems(history, m).ok());
+  // By hand: P(v | j) = exp(s_jv / tau) / sum over w != j of exp(s_jw / tau); j itself left out.
+  auto dot = [&](int a, int b) {
+    return rows[2 * a] * rows[2 * b] + rows[2 * a + 1] * rows[2 * b + 1];
+  };
+  auto prob = [&](int j, int v) {
+    double z = 0;
+    for (int w = 0; w < 7; ++w) {
+      if (w != j) z += std::exp(dot(j, w) / tau);
+    }
+    return v == j ? 0.0 : std::exp(dot(j, v) / tau) / z;
+  };
+  for (int v = 0; v < 7; ++v) {
+    INFO("item " << v);
+    CHECK(s[v] == Approx(std::log((prob(0, v) + prob(1, v)) / 2)).epsilon(1e-5));
+  }
+  CHECK(m[2] > m[3]);  // mean: m (.45) above p (.35)
+  CHECK(s[3] > s[2]);  // mixture: p, likely under h1, above m
+  CHECK(s[5] > s[2]);
+  CHECK(s[2] > s[6]);
+  // One history item: the same order as scoring from that item.
+  std::vector<float> one(7), direct(7);
+  const NodeId h1 = 0;
+  REQUIRE((*soft)->ScoreFromItems(std::span<const NodeId>(&h1, 1), one).ok());
+  REQUIRE((*soft)->ScoreFromItem(h1, direct).ok());
+  for (int v = 2; v < 6; ++v) CHECK((one[v] > one[v + 1]) == (direct[v] > direct[v + 1]));
+  // A temperature must be positive.
+  CHECK(MakeMatrixScorer(rows, 2, Similarity::kDot, Aggregation::kSoftmax, 0)
+            .status()
+            .IsInvalidArgument());
+  CHECK(ParseAggregation("softmax").ok());
+  CHECK(!ParseAggregation("sum").ok());
+}
+
 TEST_CASE("eval: reading pair and test files", "[tools]") {
   TinyStore s(kEdges, kVectors, 2);
   TempDir tmp;

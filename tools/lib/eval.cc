@@ -76,8 +76,8 @@ Status ForEachRecord(const std::string& path, F&& f) {
 class MatrixScorer final : public Scorer {
  public:
   MatrixScorer(std::vector<float> rows, std::uint32_t dim, Similarity similarity,
-               Aggregation aggregation)
-      : rows_(std::move(rows)), dim_(dim), aggregation_(aggregation) {
+               Aggregation aggregation, float temperature)
+      : rows_(std::move(rows)), dim_(dim), aggregation_(aggregation), temperature_(temperature) {
     n_ = dim_ == 0 ? 0 : rows_.size() / dim_;
     if (similarity == Similarity::kCosine) {
       for (std::uint64_t r = 0; r < n_; ++r) {
@@ -113,6 +113,7 @@ class MatrixScorer final : public Scorer {
       ScoreVector(query.data(), scores);
       return Status::OK();
     }
+    if (aggregation_ == Aggregation::kSoftmax) return SoftmaxMixture(items, scores);
     std::fill(scores.begin(), scores.end(), -std::numeric_limits<float>::infinity());
     for (NodeId it : items) {
       const float* query = &rows_[static_cast<std::uint64_t>(it) * dim_];
@@ -128,10 +129,41 @@ class MatrixScorer final : public Scorer {
     for (std::uint64_t v = 0; v < n_; ++v) scores[v] = Dot(&rows_[v * dim_], query, dim_);
   }
 
+  // scores[v] = log(mean over j in items of P(v | j)), P(v | j) the softmax over v != j of
+  // s_jv / tau (Aggregation::kSoftmax). j leaves its own distribution: training never pairs
+  // an item with itself, and its self-score (|z_j|^2, the largest) would only shrink the
+  // mass it gives everything else. Probabilities are summed in double; an item that gets
+  // none scores -inf.
+  Status SoftmaxMixture(std::span<const NodeId> items, std::span<float> scores) const {
+    const double inv_tau = 1.0 / temperature_;
+    std::vector<double> mass(n_, 0.0), e(n_);
+    for (NodeId j : items) {
+      ScoreVector(&rows_[static_cast<std::uint64_t>(j) * dim_], scores);
+      float top = -std::numeric_limits<float>::infinity();
+      for (std::uint64_t v = 0; v < n_; ++v) {
+        if (v != j) top = std::max(top, scores[v]);
+      }
+      double z = 0;
+      for (std::uint64_t v = 0; v < n_; ++v) {
+        e[v] = v == j ? 0.0 : std::exp((static_cast<double>(scores[v]) - top) * inv_tau);
+        z += e[v];
+      }
+      if (!(z > 0) || !std::isfinite(z)) continue;  // a one-item catalogue, or NaN scores
+      for (std::uint64_t v = 0; v < n_; ++v) mass[v] += e[v] / z;
+    }
+    const double inv_count = 1.0 / static_cast<double>(items.size());
+    for (std::uint64_t v = 0; v < n_; ++v) {
+      scores[v] = mass[v] > 0 ? static_cast<float>(std::log(mass[v] * inv_count))
+                              : -std::numeric_limits<float>::infinity();
+    }
+    return Status::OK();
+  }
+
   std::vector<float> rows_;
   std::uint32_t dim_;
   std::uint64_t n_ = 0;
   Aggregation aggregation_;
+  float temperature_;
 };
 
 class ItemKnnScorer final : public Scorer {
@@ -419,8 +451,9 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 Result<Aggregation> ParseAggregation(std::string_view s) {
   if (s == "mean") return Aggregation::kMean;
   if (s == "max") return Aggregation::kMax;
+  if (s == "softmax") return Aggregation::kSoftmax;
   return Status::InvalidArgument("unknown aggregation '" + std::string(s) +
-                                 "' (expected mean or max)");
+                                 "' (expected mean, max or softmax)");
 }
 
 Result<Similarity> ParseSimilarity(std::string_view s) {
@@ -430,18 +463,31 @@ Result<Similarity> ParseSimilarity(std::string_view s) {
                                  "' (expected cosine or dot)");
 }
 
+namespace {
+Status CheckTemperature(Aggregation aggregation, float temperature) {
+  if (aggregation == Aggregation::kSoftmax && !(temperature > 0 && std::isfinite(temperature))) {
+    return Status::InvalidArgument("softmax aggregation needs a temperature > 0, got " +
+                                   std::to_string(temperature));
+  }
+  return Status::OK();
+}
+}  // namespace
+
 Result<std::unique_ptr<Scorer>> MakeMatrixScorer(std::span<const float> rows, std::uint32_t dim,
-                                                 Similarity similarity, Aggregation aggregation) {
+                                                 Similarity similarity, Aggregation aggregation,
+                                                 float temperature) {
   if (dim == 0 || rows.size() % dim != 0) {
     return Status::InvalidArgument("matrix size is not a multiple of its dimension");
   }
+  PGRAPH_RETURN_IF_ERROR(CheckTemperature(aggregation, temperature));
   return std::unique_ptr<Scorer>(std::make_unique<MatrixScorer>(
-      std::vector<float>(rows.begin(), rows.end()), dim, similarity, aggregation));
+      std::vector<float>(rows.begin(), rows.end()), dim, similarity, aggregation, temperature));
 }
 
 Result<std::unique_ptr<Scorer>> MakeColumnScorer(const storage::Store& store,
                                                  std::string_view column, Similarity similarity,
-                                                 Aggregation aggregation) {
+                                                 Aggregation aggregation, float temperature) {
+  PGRAPH_RETURN_IF_ERROR(CheckTemperature(aggregation, temperature));
   auto col = store.OpenColumn(column);
   if (!col.ok()) {
     return Status::NotFound(
@@ -468,8 +514,8 @@ Result<std::unique_ptr<Scorer>> MakeColumnScorer(const storage::Store& store,
     PGRAPH_RETURN_IF_ERROR((*col)->ReadRowsAsFloat(
         first, count, std::span<float>(rows.data() + first * info.width, count * info.width)));
   }
-  return std::unique_ptr<Scorer>(
-      std::make_unique<MatrixScorer>(std::move(rows), info.width, similarity, aggregation));
+  return std::unique_ptr<Scorer>(std::make_unique<MatrixScorer>(
+      std::move(rows), info.width, similarity, aggregation, temperature));
 }
 
 std::unique_ptr<Scorer> MakeItemKnnScorer(const storage::Graph& graph, bool use_weights,

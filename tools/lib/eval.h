@@ -49,8 +49,16 @@ enum class Aggregation {
   kMean,  // embeddings: score against the mean vector (mean of similarities for cosine);
           // item-kNN: sum of similarities to the history items
   kMax,   // the best similarity to any history item
+  // Embeddings trained by a softmax (the default loss): each history item j gives the
+  // model's distribution over the catalogue, P(v | j) = softmax over v != j of s_jv / tau,
+  // and the context scores v by log(mean over j of P(v | j)), the mixture of what each of
+  // its items predicts. The mean vector instead sums the log-probabilities (s_jv / tau is
+  // log P(v | j) up to a constant), so an item must be likely under every history item; a
+  // context with several tastes wants items likely under some of them. Costs one pass
+  // over the catalogue per history item (as kMax). Column scorers only.
+  kSoftmax,
 };
-// "mean" or "max"; InvalidArgument otherwise.
+// "mean", "max" or "softmax"; InvalidArgument otherwise.
 Result<Aggregation> ParseAggregation(std::string_view s);
 
 enum class Similarity { kCosine, kDot };
@@ -74,20 +82,23 @@ class Scorer {
 // Cosine (or inner product) of the rows of an f32/f16 column of items x d, e.g. `embedding`
 // (the PinSage method) or `features` (content only). The whole column is read into memory
 // once (items * d floats; rows are L2-normalised for cosine; all-zero rows score 0).
-// NotFound when the column is absent; InvalidArgument when its row count differs from the
-// store's item count or its dtype is not f32/f16; Corruption / IOError from the store.
-// The Store may be closed afterwards.
+// `temperature` is tau of Aggregation::kSoftmax (unused otherwise). NotFound when the
+// column is absent; InvalidArgument when its row count differs from the store's item count,
+// its dtype is not f32/f16, or temperature <= 0 with kSoftmax; Corruption / IOError from
+// the store. The Store may be closed afterwards.
 Result<std::unique_ptr<Scorer>> MakeColumnScorer(const storage::Store& store,
                                                  std::string_view column, Similarity similarity,
-                                                 Aggregation aggregation);
+                                                 Aggregation aggregation,
+                                                 float temperature = 0.05f);
 
 // The same over an in-memory matrix (items x dim, row-major, copied). For tests.
 Result<std::unique_ptr<Scorer>> MakeMatrixScorer(std::span<const float> rows, std::uint32_t dim,
-                                                 Similarity similarity, Aggregation aggregation);
+                                                 Similarity similarity, Aggregation aggregation,
+                                                 float temperature = 0.05f);
 
 // Item-kNN: cosine between items' context vectors (binary, or edge weights when
 // `use_weights` and the store is weighted). For one item, one pass over its contexts'
-// items. `graph` must outlive the scorer.
+// items. `graph` must outlive the scorer. Requires: aggregation is kMean or kMax.
 std::unique_ptr<Scorer> MakeItemKnnScorer(const storage::Graph& graph, bool use_weights,
                                           Aggregation aggregation);
 
