@@ -6,6 +6,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+#include <tbb/concurrent_queue.h>
 #include <tbb/flow_graph.h>
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
@@ -600,8 +601,12 @@ class Trainer {
     return Status::OK();
   }
 
-  // Producer stages on TBB threads, at most opt_.prefetch batches in flight; one serial
-  // consumer takes them in sequence order (so results match --no-pipeline exactly).
+  // Producer stages on TBB threads, at most opt_.prefetch batches in flight, handed over in
+  // sequence order (so results match --no-pipeline exactly) to the consumer: the calling
+  // thread. The consumer stays on one thread so the model, its gradients and Adam state stay
+  // in that core's cache and torch's OpenMP team is set up once; as a serial flow-graph node
+  // it ran on whichever TBB thread was free, which made every step 10-15% slower than
+  // --no-pipeline on 2 cores (docs/BENCHMARKS.md, "train").
   Status RunPipeline(const BatchProducer& producer, std::uint32_t epoch, Clock::time_point start,
                      Status* first_error) {
     using Batch = std::shared_ptr<MiniBatch>;
@@ -609,11 +614,11 @@ class Trainer {
     const std::uint64_t n = producer.num_batches();
     std::atomic<bool> stop{false};
     std::uint64_t next = 0;  // only touched by the serial input node
-    std::mutex error_mu;     // guards *first_error
-    auto last_end = Clock::now();
+    tbb::concurrent_bounded_queue<Batch> ready;  // in sequence order; null: production ended
     flow::graph g;
     flow::input_node<std::uint64_t> source(g, [&](tbb::flow_control& fc) -> std::uint64_t {
       if (next >= n || stop.load() || Cancelled()) {
+        if (next < n) ready.push(nullptr);  // stopped early: wake the consumer
         fc.stop();
         return 0;
       }
@@ -631,26 +636,31 @@ class Trainer {
           return Batch(producer.Produce(i));
         });
     flow::sequencer_node<Batch> sequencer(g, [](const Batch& b) { return b->sequence; });
-    flow::function_node<Batch, flow::continue_msg> consume(
+    flow::function_node<Batch, flow::continue_msg> handoff(
         g, flow::serial, [&](const Batch& b) -> flow::continue_msg {
-          wait_seconds_ += Since(last_end);
-          if (!stop.load() && !Cancelled()) {
-            Status s = Step(*b, epoch, b->sequence, start);
-            if (!s.ok()) {
-              std::lock_guard<std::mutex> lock(error_mu);
-              if (first_error->ok()) *first_error = std::move(s);
-              stop.store(true);
-            }
-          }
-          last_end = Clock::now();
+          ready.push(b);
           return flow::continue_msg();
         });
     flow::make_edge(source, limiter);
     flow::make_edge(limiter, produce);
     flow::make_edge(produce, sequencer);
-    flow::make_edge(sequencer, consume);
-    flow::make_edge(consume, limiter.decrementer());
+    flow::make_edge(sequencer, handoff);
     source.activate();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      Batch b;
+      auto t0 = Clock::now();
+      ready.pop(b);
+      wait_seconds_ += Since(t0);
+      if (b == nullptr || Cancelled()) break;
+      limiter.decrementer().try_put(flow::continue_msg());
+      Status s = Step(*b, epoch, b->sequence, start);
+      if (!s.ok()) {
+        *first_error = std::move(s);
+        break;
+      }
+    }
+    stop.store(true);
+    limiter.decrementer().try_put(flow::continue_msg());  // a source waiting on the limit
     g.wait_for_all();
     return Status::OK();
   }
