@@ -223,7 +223,7 @@ class WalkerHardNegatives final : public HardNegativeSampler {
 
 Result<TrainReport> Train(const TrainOptions& options) {
   storage::StoreOptions so;
-  so.memory_budget = options.memory_budget / 4;  // TrainOptions::memory_budget
+  so.memory_budget = options.memory_budget / 8;  // TrainOptions::memory_budget
   PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                           storage::Store::Open(options.store_dir, so));
   const char* walk_hint = " (run `pgraph walk` first)";
@@ -273,11 +273,11 @@ Result<TrainReport> Train(const TrainOptions& options) {
   if (options.hard_negatives && store->num_contexts() > 0) {
     auto graph = walker::WalkGraph::Open(*store);
     if (graph.ok()) {  // else: the PPR sampler on walk.* (TrainOnData's default)
-      // Windows take at most an eighth of the budget (as the pinned degree offsets do).
+      // Windows take at most a quarter of the budget: a query comes back every epoch.
       hard = std::make_unique<WalkerHardNegatives>(
           std::move(graph).value(), options.hard_ppr_walks,
           walker::RankWindow{options.hard_rank_lo, options.hard_rank_hi},
-          options.memory_budget / 8);
+          options.memory_budget / 4);
       data.hard = hard.get();
     }
   }

@@ -276,8 +276,8 @@ struct TrainOptions {
   // batch being run with its activations, a quarter for the data of the batches waiting in
   // the pipeline (prefetch), both estimated before features are read; a batch over its share
   // runs in parts with the same gradients (more compute, same result up to rounding).
-  // Train() gives the store's chunk cache a quarter, and pinned degree offsets and
-  // hard-negative windows an eighth each.
+  // Train() gives hard-negative windows a quarter (a query's window is drawn from again in
+  // every epoch), and the store's chunk cache and pinned degree offsets an eighth each.
   std::uint64_t memory_budget = 512ull << 20;
   // Observers (called on the consumer thread) and cancellation (e.g. set by SIGINT).
   std::function<void(const StepStats&)> on_step;
