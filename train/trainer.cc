@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -415,7 +414,7 @@ class Trainer {
     const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device_);
     at::Tensor z_all = at::empty({static_cast<std::int64_t>(plan.nodes.size()), opt_.dim}, f32);
     std::vector<std::pair<std::size_t, std::size_t>> ranges;
-    auto last = std::make_unique<MiniBatch>();
+    std::unique_ptr<MiniBatch> last;  // the last part, alive while z_last's graph is
     at::Tensor z_last;
     // FLOPs done: every part's forward in pass 1, the backward of the last part, and the
     // forward and backward of the others in pass 2.
@@ -439,7 +438,7 @@ class Trainer {
         flops += 2.0 * part_flops;
         z_last = model_->forward(t);
         z_all.narrow(0, lo, hi - lo).copy_(z_last.detach());
-        last = std::move(part);  // z_last's graph refers to its vectors
+        last = std::move(part);
       } else {
         torch::NoGradGuard no_grad;
         z_all.narrow(0, lo, hi - lo).copy_(model_->forward(t));
