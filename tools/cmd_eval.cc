@@ -108,9 +108,12 @@ Result<std::optional<TrainedLoss>> ReadTrainedLoss(const storage::Store& store) 
   return std::optional<TrainedLoss>(out);
 }
 
+// *aggregate_used: the aggregation the scorer applies to a history (empty for methods
+// without one: ppr, popularity).
 Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string& method,
                                            const storage::Store& store,
-                                           const storage::Graph& graph) {
+                                           const storage::Graph& graph,
+                                           std::string* aggregate_used) {
   // By default each method scores as it is meant to be used: embeddings by inner product
   // (what the model was trained on and what `pgraph query` ranks by: an embedding's length
   // carries a learned prior), raw features by cosine.
@@ -129,6 +132,8 @@ Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string&
         trained && trained->loss == "softmax" && trained->temperature > 0 ? "softmax" : "mean";
   }
   PGRAPH_ASSIGN_OR_RETURN(Aggregation agg, ParseAggregation(aggregate));
+  const bool aggregates = embedding || method == "features" || method == "itemknn";
+  *aggregate_used = aggregates ? aggregate : "";
   const float temperature = a.aggregate_temperature > 0           ? a.aggregate_temperature
                             : trained && trained->temperature > 0 ? trained->temperature
                                                                   : 0.05f;
@@ -160,9 +165,10 @@ void PrintText(const EvalReport& r, const std::string& method) {
   std::printf("%-10s %-5s queries %llu", method.c_str(), r.protocol.c_str(),
               (unsigned long long)r.queries);
   for (const auto& [name, value] : r.metrics) std::printf("  %s %.4f", name.c_str(), value);
-  std::printf("  (candidates %s, unknown %llu, skipped %llu, %.2fs)\n",
+  std::printf("  (candidates %s, unknown %llu, skipped %llu%s%s, %.2fs)\n",
               r.candidates == 0 ? "all" : std::to_string(r.candidates).c_str(),
-              (unsigned long long)r.unknown, (unsigned long long)r.skipped, r.seconds);
+              (unsigned long long)r.unknown, (unsigned long long)r.skipped,
+              r.aggregate.empty() ? "" : ", aggregate ", r.aggregate.c_str(), r.seconds);
 }
 
 std::function<Status()> Setup(CLI::App* app) {
@@ -255,12 +261,14 @@ std::function<Status()> Setup(CLI::App* app) {
     }
     if (o.max_queries != 0) total = std::min(total, o.max_queries);
     for (const std::string& method : methods) {
-      PGRAPH_ASSIGN_OR_RETURN(auto scorer, MakeScorer(*a, method, *store, *graph));
+      std::string aggregate;
+      PGRAPH_ASSIGN_OR_RETURN(auto scorer, MakeScorer(*a, method, *store, *graph, &aggregate));
       Progress progress("eval " + method, total, "queries", !a->quiet);
       o.progress = [&progress](std::uint64_t n) { progress.Add(n); };
       Result<EvalReport> r = test_protocol ? EvaluateTest(*scorer, *graph, tq.queries, o)
                                            : EvaluatePairs(*scorer, *graph, pq.queries, o);
       if (!r.ok()) return r.status().WithContext("eval " + method);
+      if (test_protocol) r->aggregate = aggregate;
       progress.Finish();
       if (a->json) {
         std::printf("%s\n", EvalReportJson(*r, method).c_str());

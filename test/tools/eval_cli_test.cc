@@ -254,6 +254,7 @@ TEST_CASE("eval cli: convert a MovieLens-shaped set, then both protocols", "[too
   for (const auto& [m, line] : test) {
     INFO(line);
     CHECK(JsonField(line, "protocol") == "test");
+    CHECK(JsonField(line, "aggregate") == "mean");
     CHECK(JsonNumber(line, "recall@20") > 0.0);
     CHECK(JsonNumber(line, "ndcg@20") > 0.0);
   }
@@ -262,6 +263,8 @@ TEST_CASE("eval cli: convert a MovieLens-shaped set, then both protocols", "[too
                            "/test.tsv --method features --aggregate softmax");
   REQUIRE(soft.count("features"));
   CHECK(JsonNumber(soft["features"], "recall@20") > 0.0);
+  CHECK(JsonField(soft["features"], "aggregate") == "softmax");
+  for (const auto& [m, line] : pairs) CHECK(line.find("\"aggregate\"") == std::string::npos);
   std::string text = MustRun("eval --quiet --store " + store + " --test " + conv +
                              "/test.tsv --method itemknn --k 5,20 --aggregate max");
   CHECK(text.find("recall@5") != std::string::npos);

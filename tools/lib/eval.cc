@@ -722,6 +722,7 @@ std::string EvalReportJson(const EvalReport& r, std::string_view method) {
   out += ", \"unknown\": " + std::to_string(r.unknown) +
          ", \"skipped\": " + std::to_string(r.skipped) + ", \"candidates\": " +
          (r.candidates == 0 ? std::string("\"all\"") : std::to_string(r.candidates));
+  if (!r.aggregate.empty()) out += ", \"aggregate\": \"" + r.aggregate + "\"";
   std::snprintf(buf, sizeof buf, "%.3f", r.seconds);
   out += ", \"seconds\": " + std::string(buf) + "}";
   return out;

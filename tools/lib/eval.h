@@ -175,6 +175,9 @@ struct EvalReport {
   MetricList metrics;            // pairs: hr@K.., ndcg@K.., mrr, mrr_scaled;
                                  // test: recall@K.., ndcg@K..
   double seconds = 0;
+  // How a history was scored ("mean", "max", "softmax"; test protocol, methods with an
+  // aggregation); empty otherwise. Set by the caller, which chose the scorer.
+  std::string aggregate;
 };
 
 // The pairs protocol. `graph` gives the item count and the contexts' items; it must match
