@@ -340,6 +340,13 @@ Status BuildSubgraph(std::span<const NodeId> targets, std::uint32_t layers,
   return Status::OK();
 }
 
+Status DistinctTargets(std::span<const NodeId> targets, std::uint64_t n_items,
+                       std::vector<NodeId>* distinct, std::vector<std::int64_t>* position) {
+  IdIndex index(targets.size());
+  distinct->clear();
+  return InsertTargets(targets, n_items, &index, distinct, position);
+}
+
 Status GatherFeatures(const FeatureSource* features, MiniBatch* out) {
   if (features == nullptr) {
     out->feature_dim = 0;
@@ -416,15 +423,17 @@ std::unique_ptr<MiniBatch> BatchProducer::Produce(std::uint64_t index) const {
         b->status = BuildSubgraph(targets, config_.layers, *nbrs_, b.get(), &pos);
         if (!b->status.ok()) return b;
         whole = fits(EstimateBatchBytes(*b, c, /*with_grad=*/true));
+        if (!whole) {
+          // Keep S^(K), the first rows; `pos` already points into it.
+          b->nodes.resize(b->num_targets());
+          b->layers.clear();
+        }
       } else {
         whole = false;
+        b->status = DistinctTargets(targets, n_items, &b->nodes, &pos);
+        if (!b->status.ok()) return b;
       }
       if (!whole) {
-        IdIndex index(targets.size());
-        b->nodes.clear();
-        b->layers.clear();
-        b->status = InsertTargets(targets, n_items, &index, &b->nodes, &pos);
-        if (!b->status.ok()) return b;
         b->nodes.shrink_to_fit();
         b->split = true;
       }

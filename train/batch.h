@@ -64,6 +64,12 @@ Status BuildSubgraph(std::span<const NodeId> targets, std::uint32_t layers,
                      const NeighborhoodSource& nbrs, MiniBatch* out,
                      std::vector<std::int64_t>* target_pos);
 
+// The distinct `targets` in first-occurrence order into *distinct (the order BuildSubgraph
+// gives S^(K)); position[j] gets the index of targets[j] in it. InvalidArgument for an id
+// >= n_items.
+Status DistinctTargets(std::span<const NodeId> targets, std::uint64_t n_items,
+                       std::vector<NodeId>* distinct, std::vector<std::int64_t>* position);
+
 // Fills out->features with the rows of out->nodes (feature_dim 0 when `features` is null).
 Status GatherFeatures(const FeatureSource* features, MiniBatch* out);
 

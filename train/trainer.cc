@@ -16,7 +16,6 @@
 #include <cmath>
 #include <limits>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "train/batch.h"
@@ -664,21 +663,14 @@ class Trainer {
     return Status::OK();
   }
 
-  // Embeddings of `items` (distinct) with the current model, [items x dim] on the CPU, in
-  // parts that fit the memory share of a batch.
+  // Embeddings of `items` (repeats allowed) with the current model, [items x dim] on the
+  // CPU, in parts that fit the memory share of a batch.
   Result<at::Tensor> Embed(std::span<const NodeId> items) {
     torch::NoGradGuard no_grad;
     // Distinct items first: a part's rows are its targets only when they are distinct.
     std::vector<NodeId> distinct;
-    std::vector<std::int64_t> row(items.size());
-    {
-      std::unordered_map<NodeId, std::int64_t> seen;
-      for (std::size_t j = 0; j < items.size(); ++j) {
-        auto [it, inserted] = seen.emplace(items[j], static_cast<std::int64_t>(distinct.size()));
-        if (inserted) distinct.push_back(items[j]);
-        row[j] = it->second;
-      }
-    }
+    std::vector<std::int64_t> row;
+    PGRAPH_RETURN_IF_ERROR(DistinctTargets(items, nbrs_->num_items(), &distinct, &row));
     model_->eval();
     at::Tensor out = at::empty({static_cast<std::int64_t>(distinct.size()), opt_.dim},
                                at::TensorOptions().dtype(at::kFloat));
