@@ -15,6 +15,7 @@
 #include "tools/command.h"
 #include "tools/lib/eval.h"
 #include "tools/lib/progress.h"
+#include "train/trainer.h"
 #include "walker/walker.h"
 
 namespace pgraph::tools {
@@ -81,33 +82,6 @@ std::vector<std::string> SplitList(const std::string& s) {
   return out;
 }
 
-// The training loss and temperature recorded in the store's checkpoint config
-// ("train.config": `key=value` lines); nullopt when the store has no trained model.
-struct TrainedLoss {
-  std::string loss;
-  float temperature = 0;
-};
-Result<std::optional<TrainedLoss>> ReadTrainedLoss(const storage::Store& store) {
-  auto config = store.GetMeta("train.config");
-  if (!config.ok()) {
-    if (config.status().IsNotFound()) return std::optional<TrainedLoss>();
-    return config.status();
-  }
-  TrainedLoss out;
-  std::size_t start = 0;
-  const std::string& text = *config;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(start, end - start);
-    if (line.rfind("loss=", 0) == 0) out.loss = line.substr(5);
-    if (line.rfind("temperature=", 0) == 0)
-      out.temperature = std::strtof(line.c_str() + 12, nullptr);
-    start = end + 1;
-  }
-  return std::optional<TrainedLoss>(out);
-}
-
 // *aggregate_used: the aggregation the scorer applies to a history (empty for methods
 // without one: ppr, popularity).
 Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string& method,
@@ -122,14 +96,15 @@ Result<std::unique_ptr<Scorer>> MakeScorer(const EvalArgs& a, const std::string&
   // A history query (--test) by default: embeddings trained by the softmax loss mix the
   // distributions each history item predicts, at the training temperature (Aggregation::
   // kSoftmax says why); everything else scores against the mean (item-kNN: the sum).
-  std::optional<TrainedLoss> trained;
+  std::optional<train::TrainOptions> trained;
   if (trained_column) {
-    PGRAPH_ASSIGN_OR_RETURN(trained, ReadTrainedLoss(store));
+    PGRAPH_ASSIGN_OR_RETURN(trained, train::LoadTrainedOptions(store));
   }
   std::string aggregate = a.aggregate;
   if (aggregate == "auto") {
     aggregate =
-        trained && trained->loss == "softmax" && trained->temperature > 0 ? "softmax" : "mean";
+        trained && trained->loss == train::Loss::kSoftmax && trained->temperature > 0 ? "softmax"
+                                                                                     : "mean";
   }
   PGRAPH_ASSIGN_OR_RETURN(Aggregation agg, ParseAggregation(aggregate));
   const bool aggregates = embedding || method == "features" || method == "itemknn";

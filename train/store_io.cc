@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "storage/store.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 #ifdef PGRAPH_TRAIN_HAVE_WALKER
 #include "walker/walker.h"
@@ -285,6 +286,19 @@ Result<TrainReport> Train(const TrainOptions& options) {
   StoreCheckpoints checkpoints(store.get());
   data.checkpoints = &checkpoints;
   return TrainOnData(data, options);
+}
+
+Result<std::optional<TrainOptions>> LoadTrainedOptions(const storage::Store& store) {
+  auto config = store.GetMeta("train.config");
+  if (!config.ok()) {
+    if (config.status().IsNotFound()) return std::optional<TrainOptions>();
+    return config.status();
+  }
+  ModelConfig model;
+  TrainOptions options;
+  Status s = ParseConfig(*config, &model, &options);
+  if (!s.ok()) return s.WithContext(store.dir() + ": meta train.config");
+  return std::optional<TrainOptions>(std::move(options));
 }
 
 Result<ModelParameters> LoadLatestParameters(const storage::Store& store) {

@@ -399,4 +399,9 @@ Result<ModelParameters> LoadLatestParameters(const storage::Store& store);
 // Same, from a serialized checkpoint blob.
 Result<ModelParameters> ParseParameters(std::span<const std::byte> blob);
 
+// The run-defining training options (loss, temperature, ...; not the execution ones) of the
+// store's latest checkpoint, as recorded in its meta "train.config"; std::nullopt when the
+// store was never trained. InvalidArgument when the record does not parse.
+Result<std::optional<TrainOptions>> LoadTrainedOptions(const storage::Store& store);
+
 }  // namespace pgraph::train

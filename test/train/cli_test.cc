@@ -62,6 +62,15 @@ TEST_CASE("generate, ingest, walk, train, resume", "[cli][slow]") {
   REQUIRE(Run("walk --store " + store + " --top-t 10 --pairs-per-item 2 --heldout " + data +
                   "/truth.tsv --quiet",
               &out) == 0);
+  {
+    storage::StoreOptions so;
+    so.read_only = true;
+    auto s = storage::Store::Open(store, so);
+    REQUIRE(s.ok());
+    auto untrained = LoadTrainedOptions(**s);
+    REQUIRE(untrained.ok());
+    CHECK(!untrained->has_value());
+  }
   const std::string train = "train --store " + store +
                             " --batch 256 --dim 32 --hidden 64 --negatives 100 --threads 2 "
                             "--max-steps-per-epoch 20 --eval-pairs 200 --log-json " + log;
@@ -85,6 +94,13 @@ TEST_CASE("generate, ingest, walk, train, resume", "[cli][slow]") {
     CHECK(params->config.neighbors == 10);
     CHECK(params->arrays.at("layer1.W").shape == std::vector<std::int64_t>{32, 96});
     CHECK((*s)->GetMeta("train.config").ok());
+    // What eval reads to pick its history aggregation: the trained loss and temperature.
+    auto trained = LoadTrainedOptions(**s);
+    REQUIRE(trained.ok());
+    REQUIRE(trained->has_value());
+    CHECK((*trained)->loss == Loss::kSoftmax);
+    CHECK((*trained)->temperature == Approx(0.05));
+    CHECK((*trained)->negatives == 100);
   }
   rc = Run(train + " --epochs 3 --resume", &out);
   REQUIRE(rc == 0);
