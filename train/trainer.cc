@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 #include <tbb/concurrent_queue.h>
 #include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
 #include <torch/cuda.h>
 #include <torch/nn/module.h>
 
@@ -266,6 +267,14 @@ class Trainer {
     PGRAPH_ASSIGN_OR_RETURN(std::string dev, ResolveDevice(opt_.device));
     device_ = at::Device(dev);
     report_.device = dev;
+    // The pipeline's consumer is the calling thread, blocked while it waits for a batch: the
+    // producer stages need a TBB worker beside it. With one thread allowed process-wide
+    // (`pgraph --threads 1` sets a tbb::global_control) there is none and the pipeline would
+    // wait forever, so the stages run sequentially; the batches, and so the results, are the
+    // same.
+    if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < 2) {
+      opt_.pipeline = false;
+    }
     const int threads =
         opt_.threads > 0 ? opt_.threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

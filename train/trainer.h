@@ -259,7 +259,7 @@ struct TrainOptions {
   // each matrix product independently of torch_threads; 0: 1. Process-wide while training.
   int blas_threads = 0;
   std::string device = "cpu";        // cpu | cuda | cuda:N | auto
-  bool pipeline = true;              // false: the same stages run sequentially
+  bool pipeline = true;              // false (or one thread allowed): the stages run sequentially
   std::uint32_t prefetch = 3;        // batches in flight between producer and consumer
   std::uint64_t max_steps_per_epoch = 0;  // 0: all; benchmarks cap epochs with it
   // Validation.

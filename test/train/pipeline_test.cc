@@ -3,6 +3,8 @@
 // device selection without a GPU.
 #include <catch2/catch.hpp>
 
+#include <tbb/global_control.h>
+
 #include <atomic>
 #include <vector>
 
@@ -73,6 +75,28 @@ TEST_CASE("the pipeline delivers every batch exactly once, as --no-pipeline does
     CHECK(r->device == "cpu");
   }
   // Same batches in the same order with one thread: bit-identical losses.
+  CHECK(losses[0] == losses[1]);
+}
+
+// `pgraph --threads 1` allows TBB one thread process-wide. The consumer (the calling thread)
+// blocks waiting for batches, so a pipeline there would have no thread to produce them and
+// hang (it did; ctest's timeout on this test turns a regression into a failure).
+TEST_CASE("with one thread allowed, the pipeline runs sequentially instead of waiting forever",
+          "[pipeline]") {
+  Fixture f;
+  TrainData data = f.Data();
+  data.heldout_pairs.clear();
+  std::vector<std::vector<double>> losses(2);
+  for (int pipeline = 0; pipeline < 2; ++pipeline) {
+    TrainOptions o = SmallOptions();
+    o.pipeline = pipeline == 1;
+    o.on_step = [&](const StepStats& s) { losses[pipeline].push_back(s.loss); };
+    tbb::global_control one(tbb::global_control::max_allowed_parallelism, 1);
+    auto r = TrainOnData(data, o);
+    REQUIRE(r.ok());
+    CHECK(r->steps == (data.train_pairs.size() + 63) / 64);
+  }
+  CHECK(!losses[0].empty());
   CHECK(losses[0] == losses[1]);
 }
 
