@@ -14,7 +14,7 @@ namespace pgraph::tools {
 namespace {
 
 struct WalkArgs {
-  std::string store, memory_budget = "512M";
+  std::string store, memory_budget = "512M", edge_weights = "uniform";
   walker::WalkStageOptions opts;
   int threads = 0;
   bool json = false, quiet = false;
@@ -37,6 +37,10 @@ std::function<Status()> Setup(CLI::App* app) {
                   "Pixie early stop: stop once this many items reached --early-stop-visits");
   app->add_option("--early-stop-visits", w.early_stop_visits, "Visit threshold for early stop");
   app->add_option("--lanes", w.lanes, "Walks in flight per thread (default 32)");
+  app->add_option("--edge-weights", a->edge_weights,
+                  "How a step chooses among a node's edges: uniform (the paper's walks; "
+                  "default), linear (in proportion to the edge weights of ingest, e.g. play "
+                  "counts) or log (to log(1 + weight): graded, no single edge dominates)");
   app->add_option("--pairs", p.pairs_path,
                   "Labelled training pairs `q i` (external ids); default: co-occurrence pairs");
   app->add_option("--heldout", p.heldout_path,
@@ -56,6 +60,7 @@ std::function<Status()> Setup(CLI::App* app) {
   return [a]() -> Status {
     // Check arguments before touching the store.
     PGRAPH_RETURN_IF_ERROR(walker::ValidateWalkOptions(a->opts.walk));
+    PGRAPH_ASSIGN_OR_RETURN(a->opts.edge_weights, walker::ParseEdgeWeighting(a->edge_weights));
     const double hf = a->opts.pairs.heldout_fraction;
     if (!(hf >= 0.0 && hf < 1.0)) {
       return Status::InvalidArgument("--heldout-fraction must be in [0, 1)");
@@ -80,12 +85,13 @@ std::function<Status()> Setup(CLI::App* app) {
           (unsigned long long)r.train_pairs, (unsigned long long)r.heldout_pairs,
           (unsigned long long)r.skipped_pairs, (unsigned long long)r.dropped_train_pairs,
           r.pairs_source.c_str(), threads, r.walk_seconds, r.seconds,
-          walker::WalkParamsJson(w, a->opts.pairs).c_str());
+          walker::WalkParamsJson(w, a->opts.pairs, a->opts.edge_weights).c_str());
     } else {
-      std::printf("walked %llu items (T=%u, %u walks x %u steps, restart %g): %llu steps in "
-                  "%.2fs (%.1fM steps/s, %d threads); %llu isolated, %llu with fewer than T\n",
+      std::printf("walked %llu items (T=%u, %u walks x %u steps, restart %g, edge weights %s): %llu "
+                  "steps in %.2fs (%.1fM steps/s, %d threads); %llu isolated, %llu with fewer "
+                  "than T\n",
                   (unsigned long long)r.items, w.top_t, w.walks_per_node, w.walk_length,
-                  w.restart, (unsigned long long)r.steps, r.walk_seconds,
+                  w.restart, walker::EdgeWeightingName(a->opts.edge_weights), (unsigned long long)r.steps, r.walk_seconds,
                   r.walk_seconds > 0 ? r.steps / r.walk_seconds / 1e6 : 0.0, threads,
                   (unsigned long long)r.isolated_items, (unsigned long long)r.short_rows);
       std::printf("pairs: %llu training (%s), %llu held out", (unsigned long long)r.train_pairs,

@@ -1,5 +1,6 @@
 // WalkGraph: the adjacency columns of a store as ColumnViews (zero-copy where raw in LMDB).
 #include <algorithm>
+#include <cmath>
 
 #include "walker/walker.h"
 
@@ -14,9 +15,73 @@ Status OpenView(const storage::Store& store, const char* name, std::uint64_t* bu
   *budget_left -= std::min(*budget_left, out->pinned_bytes());
   return Status::OK();
 }
+// Per edge of one CSR direction, the running sum of f(weight) over its node's edges.
+Status CumulativeWeights(const storage::Store& store, const char* weights_name,
+                         const storage::ColumnView<std::uint64_t>& offsets, std::uint64_t nodes,
+                         EdgeWeighting weighting, std::uint64_t* budget_left,
+                         std::vector<float>* cum) {
+  if (!store.HasColumn(weights_name)) {
+    return Status::InvalidArgument("store '" + store.dir() +
+                                   "' has no edge weights (ingested from an edge list without a "
+                                   "weight column); weighted walks need them");
+  }
+  const std::uint64_t edges = offsets[nodes];
+  const std::uint64_t need = edges * sizeof(float);
+  if (need > *budget_left) {
+    return Status::ResourceExhausted(
+        "store '" + store.dir() + "': weighted walks need " + std::to_string(need >> 20) +
+        " MiB of cumulative weights for '" + weights_name +
+        "', more than the memory budget has left; raise --memory-budget");
+  }
+  *budget_left -= need;
+  storage::ColumnView<float> w;
+  PGRAPH_RETURN_IF_ERROR(OpenView(store, weights_name, budget_left, &w));
+  if (w.size() != edges) {
+    return Status::Corruption("store '" + store.dir() + "': column '" + weights_name +
+                              "' has " + std::to_string(w.size()) + " rows for " +
+                              std::to_string(edges) + " edges");
+  }
+  cum->resize(edges);
+  for (std::uint64_t v = 0; v < nodes; ++v) {
+    float sum = 0;
+    for (std::uint64_t e = offsets[v], end = offsets[v + 1]; e < end; ++e) {
+      const float x = w[e];
+      if (!(x >= 0) || !std::isfinite(x)) {
+        return Status::InvalidArgument("store '" + store.dir() + "': edge " + std::to_string(e) +
+                                       " of '" + weights_name + "' has weight " +
+                                       std::to_string(x) +
+                                       "; weighted walks need finite weights >= 0");
+      }
+      sum += weighting == EdgeWeighting::kLog ? std::log1p(x) : x;
+      (*cum)[e] = sum;
+    }
+  }
+  // The view's pinned chunks (compressed columns) are released here; only `cum` stays.
+  *budget_left += w.pinned_bytes();
+  return Status::OK();
+}
+
 }  // namespace
 
-Result<std::unique_ptr<WalkGraph>> WalkGraph::Open(const storage::Store& store) {
+Result<EdgeWeighting> ParseEdgeWeighting(std::string_view name) {
+  if (name == "uniform") return EdgeWeighting::kUniform;
+  if (name == "linear") return EdgeWeighting::kLinear;
+  if (name == "log") return EdgeWeighting::kLog;
+  return Status::InvalidArgument("edge weighting '" + std::string(name) +
+                                 "' (expected uniform, linear or log)");
+}
+
+const char* EdgeWeightingName(EdgeWeighting weighting) {
+  switch (weighting) {
+    case EdgeWeighting::kLinear: return "linear";
+    case EdgeWeighting::kLog: return "log";
+    case EdgeWeighting::kUniform: break;
+  }
+  return "uniform";
+}
+
+Result<std::unique_ptr<WalkGraph>> WalkGraph::Open(const storage::Store& store,
+                                                   EdgeWeighting weighting) {
   namespace cols = storage::columns;
   for (const char* name : {cols::kItemOffsets, cols::kItemTargets, cols::kContextOffsets,
                            cols::kContextTargets}) {
@@ -47,12 +112,21 @@ Result<std::unique_ptr<WalkGraph>> WalkGraph::Open(const storage::Store& store) 
       g->ctx_offsets_[0] != 0 || g->ctx_offsets_[g->num_contexts_] != g->num_edges_) {
     return Status::Corruption("store '" + store.dir() + "': adjacency offsets are inconsistent");
   }
+  g->weighting_ = weighting;
+  if (weighting != EdgeWeighting::kUniform) {
+    PGRAPH_RETURN_IF_ERROR(CumulativeWeights(store, cols::kItemWeights, g->item_offsets_,
+                                             g->num_items_, weighting, &budget, &g->item_cum_));
+    PGRAPH_RETURN_IF_ERROR(CumulativeWeights(store, cols::kContextWeights, g->ctx_offsets_,
+                                             g->num_contexts_, weighting, &budget,
+                                             &g->ctx_cum_));
+  }
   return g;
 }
 
 std::uint64_t WalkGraph::pinned_bytes() const {
   return item_offsets_.pinned_bytes() + ctx_offsets_.pinned_bytes() +
-         item_targets_.pinned_bytes() + ctx_targets_.pinned_bytes();
+         item_targets_.pinned_bytes() + ctx_targets_.pinned_bytes() +
+         (item_cum_.size() + ctx_cum_.size()) * sizeof(float);
 }
 
 }  // namespace pgraph::walker

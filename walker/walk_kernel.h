@@ -163,6 +163,18 @@ class VisitCounter {
   unsigned bits_ = 0;
 };
 
+// Index in [0, d) of the edge a weighted step takes: cum holds the node's running sums of
+// edge weights, so edge k is taken with probability (cum[k] - cum[k-1]) / cum[d-1]. Uses the
+// draw's high 32 bits, as PickBelow does (restarts use the low ones). A node whose weights
+// are all 0 steps uniformly.
+inline std::uint64_t PickWeighted(const float* cum, std::uint64_t d, std::uint64_t draw) {
+  const float total = cum[d - 1];
+  if (!(total > 0)) return PickBelow(draw, d);
+  const float x = static_cast<float>((draw >> 32) * 0x1.0p-32 * total);
+  const std::uint64_t k = std::upper_bound(cum, cum + d, x) - cum;
+  return std::min(k, d - 1);
+}
+
 // ---- Adjacency adaptors ----------------------------------------------------------------
 
 // WalkGraph: direct ColumnView access with prefetching.
@@ -175,6 +187,16 @@ struct ViewAdjacency {
   std::uint64_t CtxEnd(NodeId c) const { return g_.ctx_offsets_[c + 1]; }
   NodeId ItemTarget(NodeId, std::uint64_t e) const { return g_.item_targets_[e]; }
   NodeId CtxTarget(NodeId, std::uint64_t e) const { return g_.ctx_targets_[e]; }
+  // The edge a step from the node whose edges are [b, b + d) takes (d >= 1), by `draw`:
+  // uniform, or by weight when the graph was opened weighted.
+  std::uint64_t PickItemEdge(std::uint64_t b, std::uint64_t d, std::uint64_t draw) const {
+    if (g_.item_cum_.empty()) return b + PickBelow(draw, d);
+    return b + PickWeighted(&g_.item_cum_[b], d, draw);
+  }
+  std::uint64_t PickCtxEdge(std::uint64_t b, std::uint64_t d, std::uint64_t draw) const {
+    if (g_.ctx_cum_.empty()) return b + PickBelow(draw, d);
+    return b + PickWeighted(&g_.ctx_cum_[b], d, draw);
+  }
   void PrefetchItem(NodeId u) const { PrefetchPair(g_.item_offsets_, u); }
   void PrefetchCtx(NodeId c) const { PrefetchPair(g_.ctx_offsets_, c); }
   // Offsets i and i + 1; the second only when i is the last one of its cache line.
@@ -193,7 +215,8 @@ struct ViewAdjacency {
   const WalkGraph& g_;
 };
 
-// storage::Graph: its public accessors only (no prefetch). Same walks, same results.
+// storage::Graph: its public accessors only (no prefetch). Same walks, same results as a
+// uniform WalkGraph (it has no weighted steps).
 struct GraphAdjacency {
   explicit GraphAdjacency(const storage::Graph& g) : g_(g) {}
   std::uint64_t num_items() const { return g_.num_items(); }
@@ -206,6 +229,12 @@ struct GraphAdjacency {
   }
   NodeId CtxTarget(NodeId c, std::uint64_t e) const {
     return g_.ContextNeighbor(c, e - g_.ContextEdgeBegin(c));
+  }
+  std::uint64_t PickItemEdge(std::uint64_t b, std::uint64_t d, std::uint64_t draw) const {
+    return b + PickBelow(draw, d);
+  }
+  std::uint64_t PickCtxEdge(std::uint64_t b, std::uint64_t d, std::uint64_t draw) const {
+    return b + PickBelow(draw, d);
   }
   void PrefetchItem(NodeId) const {}
   void PrefetchCtx(NodeId) const {}
@@ -245,7 +274,7 @@ inline void BeginLane(const Adj& adj, Lane* l) {
     return;
   }
   const std::uint64_t b = adj.ItemBegin(l->node);
-  const std::uint64_t e = b + PickBelow(NextRandom(&l->rng), adj.ItemEnd(l->node) - b);
+  const std::uint64_t e = adj.PickItemEdge(b, adj.ItemEnd(l->node) - b, NextRandom(&l->rng));
   const NodeId c = adj.ItemTarget(l->node, e);
   adj.PrefetchCtx(c);
   l->node = c;
@@ -287,7 +316,7 @@ std::uint64_t RunLanes(const Adj& adj, Driver* driver, std::vector<Lane>* lanes_
           std::uint64_t b = adj.ItemBegin(l.node);
           std::uint64_t d = adj.ItemEnd(l.node) - b;
           // d >= 1: sources are checked by the driver, later items were reached via an edge.
-          std::uint64_t e = b + PickBelow(NextRandom(&l.rng), d);
+          std::uint64_t e = adj.PickItemEdge(b, d, NextRandom(&l.rng));
           adj.PrefetchItemTarget(e);
           l.edge = e;
           l.phase = Phase::kItemEdge;
@@ -304,7 +333,7 @@ std::uint64_t RunLanes(const Adj& adj, Driver* driver, std::vector<Lane>* lanes_
           std::uint64_t b = adj.CtxBegin(l.node);
           std::uint64_t d = adj.CtxEnd(l.node) - b;
           l.draw = NextRandom(&l.rng);
-          std::uint64_t e = b + PickBelow(l.draw, d);
+          std::uint64_t e = adj.PickCtxEdge(b, d, l.draw);
           adj.PrefetchCtxTarget(e);
           l.edge = e;
           l.phase = Phase::kCtxEdge;

@@ -36,9 +36,9 @@ std::vector<Pair> HoldOutFromGraph(const WalkGraph& g, const ViewAdjacency& adj,
     if (d == 0) continue;
     std::uint64_t rng = WalkSeed(seed ^ 0x4E1D1u, q, 0);
     for (int attempt = 0; attempt < 8; ++attempt) {
-      NodeId c = adj.ItemTarget(q, b + PickBelow(NextRandom(&rng), d));
+      NodeId c = adj.ItemTarget(q, adj.PickItemEdge(b, d, NextRandom(&rng)));
       const std::uint64_t cb = adj.CtxBegin(c), cd = adj.CtxEnd(c) - cb;
-      NodeId i = adj.CtxTarget(c, cb + PickBelow(NextRandom(&rng), cd));
+      NodeId i = adj.CtxTarget(c, adj.PickCtxEdge(cb, cd, NextRandom(&rng)));
       if (i != q) {
         out.emplace_back(q, i);
         break;
@@ -71,17 +71,18 @@ std::uint32_t DefaultPairsPerItem(std::uint64_t items, std::uint64_t edges) {
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(per_item, 2, 10));
 }
 
-std::string WalkParamsJson(const WalkOptions& o, const PairOptions& p) {
+std::string WalkParamsJson(const WalkOptions& o, const PairOptions& p, EdgeWeighting weighting) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"top_t\": %u, \"walks_per_node\": %u, \"walk_length\": %u, \"restart\": %g, "
                 "\"seed\": %llu, \"early_stop_nodes\": %u, \"early_stop_visits\": %u, "
-                "\"step\": \"item-context-item, uniform\", \"pairs\": \"%s\", "
+                "\"step\": \"item-context-item, %s\", \"pairs\": \"%s\", "
                 "\"pairs_per_item\": %u, \"min_visits\": %u, \"heldout_fraction\": %g}",
                 o.top_t, o.walks_per_node, o.walk_length, o.restart,
                 static_cast<unsigned long long>(o.seed), o.early_stop_nodes,
-                o.early_stop_visits, p.pairs_path.empty() ? "cooccurrence" : "file",
-                p.pairs_per_item, p.min_visits, p.heldout_fraction);
+                o.early_stop_visits, EdgeWeightingName(weighting),
+                p.pairs_path.empty() ? "cooccurrence" : "file", p.pairs_per_item, p.min_visits,
+                p.heldout_fraction);
   return buf;
 }
 
@@ -98,7 +99,8 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   if (store->options().read_only) {
     return Status::InvalidArgument("store '" + store->dir() + "' is open read-only");
   }
-  PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<WalkGraph> graph, WalkGraph::Open(*store));
+  PGRAPH_ASSIGN_OR_RETURN(std::unique_ptr<WalkGraph> graph,
+                          WalkGraph::Open(*store, options.edge_weights));
   const std::uint64_t n = graph->num_items();
   if (po.pairs_per_item == 0) po.pairs_per_item = DefaultPairsPerItem(n, store->num_edges());
   ViewAdjacency adj(*graph);
@@ -213,7 +215,7 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   PGRAPH_RETURN_IF_ERROR(AppendPairs(update.get(), storage::columns::kHeldOutPairs, heldout));
   report.train_pairs = train.size();
   report.heldout_pairs = heldout.size();
-  update->SetMeta(kWalkParamsMeta, WalkParamsJson(wo, po));
+  update->SetMeta(kWalkParamsMeta, WalkParamsJson(wo, po, options.edge_weights));
   if (!po.pairs_path.empty()) update->SetMeta("pairs.train.source", po.pairs_path);
   if (!po.heldout_path.empty()) update->SetMeta("pairs.heldout.source", po.heldout_path);
   update->SetCount("walk.top_t", t);

@@ -33,6 +33,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,17 @@ inline constexpr const char* kWalkCounts = "walk.counts";
 // Store metadata key holding the walk parameters as one JSON object.
 inline constexpr const char* kWalkParamsMeta = "walk.params";
 
+// How a walk step chooses among the edges of the node it stands on.
+enum class EdgeWeighting : std::uint8_t {
+  kUniform,  // every edge alike: the paper's walks; edge weights are ignored
+  kLinear,   // in proportion to the edge's weight (a play count, a rating, a dwell time)
+  kLog,      // in proportion to log(1 + weight): graded affinities count, but one heavy
+             // edge (a user who played an artist 10^5 times) cannot take a node's walks over
+};
+// "uniform", "linear", "log"; InvalidArgument naming the accepted values otherwise.
+Result<EdgeWeighting> ParseEdgeWeighting(std::string_view name);
+const char* EdgeWeightingName(EdgeWeighting weighting);
+
 // The item-context adjacency as read by walks: both CSR directions of the store, in place.
 // Immutable and thread-safe; borrows the Store, which must outlive it.
 class WalkGraph {
@@ -57,13 +69,22 @@ class WalkGraph {
   // column sizes disagree with the store's counts or a chunk fails its checksum;
   // ResourceExhausted when compressed columns do not fit the store's memory budget.
   // Cost: reads (and verifies) every adjacency chunk once; zero-copy for raw LMDB columns.
-  static Result<std::unique_ptr<WalkGraph>> Open(const storage::Store& store);
+  // With a `weighting` other than kUniform every walk over this graph (neighbourhoods,
+  // co-occurrence pairs, PPR) steps along an edge with probability proportional to its
+  // transformed weight; that needs the store's edge weights (InvalidArgument naming the store
+  // when it was ingested without them, or when a weight is negative or not finite) and 8 bytes
+  // per edge of cumulative weights in RAM, counted against the store's memory budget
+  // (ResourceExhausted when they do not fit).
+  static Result<std::unique_ptr<WalkGraph>> Open(
+      const storage::Store& store, EdgeWeighting weighting = EdgeWeighting::kUniform);
 
   std::uint64_t num_items() const { return num_items_; }
   std::uint64_t num_contexts() const { return num_contexts_; }
   std::uint64_t num_edges() const { return num_edges_; }
-  // Bytes pinned in RAM for the adjacency (0 when everything is served from the map).
+  // Bytes pinned in RAM for the adjacency (0 when everything is served from the map), the
+  // cumulative edge weights included.
   std::uint64_t pinned_bytes() const;
+  EdgeWeighting weighting() const { return weighting_; }
 
   std::uint64_t ItemDegree(NodeId item) const {
     return item_offsets_[item + 1] - item_offsets_[item];
@@ -78,6 +99,10 @@ class WalkGraph {
   std::uint64_t num_items_ = 0, num_contexts_ = 0, num_edges_ = 0;
   storage::ColumnView<std::uint64_t> item_offsets_, ctx_offsets_;
   storage::ColumnView<std::uint32_t> item_targets_, ctx_targets_;
+  EdgeWeighting weighting_ = EdgeWeighting::kUniform;
+  // Weighted walks only: per edge, the running sum of the transformed weights of its node's
+  // edges up to and including it (each node starts from 0), in edge order of each direction.
+  std::vector<float> item_cum_, ctx_cum_;
 };
 
 // ---- Importance neighbourhoods ---------------------------------------------------------
@@ -248,6 +273,7 @@ std::uint32_t DefaultPairsPerItem(std::uint64_t items, std::uint64_t edges);
 struct WalkStageOptions {
   WalkOptions walk;                  // `exclude` is filled by RunWalkStage
   PairOptions pairs;
+  EdgeWeighting edge_weights = EdgeWeighting::kUniform;  // how walk steps choose edges
   std::uint64_t items_per_write = 1 << 16;  // rows computed per round before appending
   // Called between rounds with (items done, total items); from the calling thread.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
@@ -274,6 +300,7 @@ struct WalkReport {
 Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& options);
 
 // The walk parameters as the JSON object stored under kWalkParamsMeta.
-std::string WalkParamsJson(const WalkOptions& options, const PairOptions& pairs);
+std::string WalkParamsJson(const WalkOptions& options, const PairOptions& pairs,
+                           EdgeWeighting weighting = EdgeWeighting::kUniform);
 
 }  // namespace pgraph::walker

@@ -335,6 +335,65 @@ TEST_CASE("early stopping walks less and stays deterministic", "[walker]") {
   REQUIRE(b.value().weights == a.value().weights);
 }
 
+// q's two contexts: cA (edge weight 1, shared with a) and cB (weight 9, shared with b, whose
+// edge weighs 1). One-step walks from q reach a with probability P(cA) P(a | cA) and b with
+// P(cB) P(b | cB), each step choosing an edge in proportion to f(weight).
+TEST_CASE("weighted walks step in proportion to the transformed edge weights", "[walker]") {
+  auto t = StoreFromEdges("q\tcA\t1\na\tcA\t1\nq\tcB\t9\nb\tcB\t1\n");
+  const NodeId q = t->Id("q"), a = t->Id("a"), b = t->Id("b");
+  auto share_of_a = [&](EdgeWeighting weighting) {
+    auto g = WalkGraph::Open(*t->store, weighting);
+    REQUIRE(g.ok());
+    CHECK(g.value()->weighting() == weighting);
+    WalkOptions o;
+    o.walks_per_node = 100000;
+    o.walk_length = 1;
+    auto r = ComputeNeighborhoods(*g.value(), q, 1, o);
+    REQUIRE(r.ok());
+    CheckRows(r.value(), q);
+    double wa = 0, wb = 0;
+    for (auto [v, w] : Row(r.value(), 0)) {
+      if (v == a) wa += w;
+      if (v == b) wb += w;
+    }
+    REQUIRE(std::abs(wa + wb - 1.0) < 1e-5);
+    return wa;
+  };
+  auto expected = [](double f1, double f9) {
+    const double pa = f1 / (f1 + f9) * 0.5, pb = f9 / (f1 + f9) * (f1 / (f1 + f9));
+    return pa / (pa + pb);
+  };
+  // 1e5 walks: one standard error of a share is below 0.002.
+  CHECK(std::abs(share_of_a(EdgeWeighting::kUniform) - 0.5) < 0.01);
+  CHECK(std::abs(share_of_a(EdgeWeighting::kLinear) - expected(1, 9)) < 0.01);  // 0.357
+  CHECK(std::abs(share_of_a(EdgeWeighting::kLog) - expected(std::log1p(1.0), std::log1p(9.0))) <
+        0.01);  // 0.394
+  // The uniform graph walks exactly as before weights existed: bit-identical rows.
+  WalkOptions o;
+  auto plain = ComputeNeighborhoods(*t->graph, o);
+  auto g = WalkGraph::Open(*t->store, EdgeWeighting::kUniform);
+  REQUIRE(g.ok());
+  auto uniform = ComputeNeighborhoods(*g.value(), o);
+  REQUIRE(plain.ok());
+  REQUIRE(uniform.ok());
+  CHECK(plain->neighbors == uniform->neighbors);
+  CHECK(plain->weights == uniform->weights);
+}
+
+TEST_CASE("weighted walks need edge weights; weighting names parse", "[walker]") {
+  auto t = StoreFromEdges("a\tc\nb\tc\n");
+  auto g = WalkGraph::Open(*t->store, EdgeWeighting::kLog);
+  REQUIRE(g.status().IsInvalidArgument());
+  CHECK(g.status().ToString().find("no edge weights") != std::string::npos);
+  CHECK(ParseEdgeWeighting("log").value() == EdgeWeighting::kLog);
+  CHECK(ParseEdgeWeighting("linear").value() == EdgeWeighting::kLinear);
+  CHECK(ParseEdgeWeighting("uniform").value() == EdgeWeighting::kUniform);
+  CHECK(ParseEdgeWeighting("sqrt").status().IsInvalidArgument());
+  for (auto w : {EdgeWeighting::kUniform, EdgeWeighting::kLinear, EdgeWeighting::kLog}) {
+    CHECK(ParseEdgeWeighting(EdgeWeightingName(w)).value() == w);
+  }
+}
+
 TEST_CASE("bad options are rejected", "[walker]") {
   auto t = StoreFromEdges("a\tc\nb\tc\n");
   WalkOptions o;

@@ -80,6 +80,27 @@ StoredNeighborhoods ReadNeighborhoods(const storage::Store& store) {
   return s;
 }
 
+TEST_CASE("walk stage with weighted steps records them; without weights it refuses",
+          "[walker]") {
+  auto unweighted = StoreFromEdges(CommunityEdges(2, 20, 10, 4, 3));
+  WalkStageOptions o;
+  o.walk.top_t = 8;
+  o.walk.walks_per_node = 50;
+  o.edge_weights = EdgeWeighting::kLog;
+  auto r = RunWalkStage(unweighted->store.get(), o);
+  REQUIRE(r.status().IsInvalidArgument());
+  REQUIRE(!unweighted->store->HasColumn(storage::columns::kWalkNeighbors));
+
+  auto t = StoreFromEdges("a\tc1\t3\nb\tc1\t1\nb\tc2\t7\nd\tc2\t2\na\tc2\t1\n");
+  r = RunWalkStage(t->store.get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  REQUIRE(t->store->HasColumn(storage::columns::kWalkNeighbors));
+  auto params = t->store->GetMeta(kWalkParamsMeta);
+  REQUIRE(params.ok());
+  CHECK(params.value().find("\"step\": \"item-context-item, log\"") != std::string::npos);
+}
+
 TEST_CASE("walk stage writes neighbourhoods, co-occurrence pairs and params", "[walker]") {
   auto t = StoreFromEdges(CommunityEdges(3, 40, 20, 6, 1));
   WalkStageOptions o;
