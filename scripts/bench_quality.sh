@@ -116,7 +116,8 @@ for set in $SETS; do
       [[ -f $src/data1.txt ]] || { step "lastfm: $src missing, skipped"; continue; }
       "$PGRAPH" convert --format lastfm-lightgcn --in "$src" --out "$WORK/lastfm/data" --json >&2
       # No timestamps, so no labelled pairs: co-occurrence pairs from the walks, 160 per
-      # item (WALK_FLAGS_LASTFM; 9, the default for this graph, 20-80 learn less). No item
+      # item (WALK_FLAGS_LASTFM; 9, the default for this graph, 20-80 learn less); walks step
+      # by log(1 + play count), walk's default on a weighted store. No item
       # features: set TRAIN_FLAGS_LASTFM (default: learnable id embeddings, no learned length
       # as popularity says little here, and in-batch negatives; docs/BENCHMARKS.md).
       TRAIN_FLAGS_LASTFM=${TRAIN_FLAGS_LASTFM:---id-embedding-dim 128 --dim 128 --hidden 256 --epochs 5 --magnitude off --in-batch-negatives on}

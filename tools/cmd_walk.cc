@@ -14,7 +14,7 @@ namespace pgraph::tools {
 namespace {
 
 struct WalkArgs {
-  std::string store, memory_budget = "512M", edge_weights = "uniform";
+  std::string store, memory_budget = "512M", edge_weights = "auto";
   walker::WalkStageOptions opts;
   int threads = 0;
   bool json = false, quiet = false;
@@ -38,9 +38,10 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--early-stop-visits", w.early_stop_visits, "Visit threshold for early stop");
   app->add_option("--lanes", w.lanes, "Walks in flight per thread (default 32)");
   app->add_option("--edge-weights", a->edge_weights,
-                  "How a step chooses among a node's edges: uniform (the paper's walks; "
-                  "default), linear (in proportion to the edge weights of ingest, e.g. play "
-                  "counts) or log (to log(1 + weight): graded, no single edge dominates)");
+                  "How a step chooses among a node's edges: log (in proportion to log(1 + "
+                  "weight) of ingest's edge weights, e.g. play counts: graded, no single edge "
+                  "dominates), linear (to the weight itself), uniform (the paper's walks) or "
+                  "auto (default: log when the store has edge weights, else uniform)");
   app->add_option("--pairs", p.pairs_path,
                   "Labelled training pairs `q i` (external ids); default: co-occurrence pairs");
   app->add_option("--heldout", p.heldout_path,
@@ -85,13 +86,14 @@ std::function<Status()> Setup(CLI::App* app) {
           (unsigned long long)r.train_pairs, (unsigned long long)r.heldout_pairs,
           (unsigned long long)r.skipped_pairs, (unsigned long long)r.dropped_train_pairs,
           r.pairs_source.c_str(), threads, r.walk_seconds, r.seconds,
-          walker::WalkParamsJson(w, a->opts.pairs, a->opts.edge_weights).c_str());
+          walker::WalkParamsJson(w, a->opts.pairs, r.edge_weights).c_str());
     } else {
       std::printf("walked %llu items (T=%u, %u walks x %u steps, restart %g, edge weights %s): %llu "
                   "steps in %.2fs (%.1fM steps/s, %d threads); %llu isolated, %llu with fewer "
                   "than T\n",
                   (unsigned long long)r.items, w.top_t, w.walks_per_node, w.walk_length,
-                  w.restart, walker::EdgeWeightingName(a->opts.edge_weights), (unsigned long long)r.steps, r.walk_seconds,
+                  w.restart, walker::EdgeWeightingName(r.edge_weights),
+                  (unsigned long long)r.steps, r.walk_seconds,
                   r.walk_seconds > 0 ? r.steps / r.walk_seconds / 1e6 : 0.0, threads,
                   (unsigned long long)r.isolated_items, (unsigned long long)r.short_rows);
       std::printf("pairs: %llu training (%s), %llu held out", (unsigned long long)r.train_pairs,

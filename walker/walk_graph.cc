@@ -67,14 +67,16 @@ Result<EdgeWeighting> ParseEdgeWeighting(std::string_view name) {
   if (name == "uniform") return EdgeWeighting::kUniform;
   if (name == "linear") return EdgeWeighting::kLinear;
   if (name == "log") return EdgeWeighting::kLog;
+  if (name == "auto") return EdgeWeighting::kAuto;
   return Status::InvalidArgument("edge weighting '" + std::string(name) +
-                                 "' (expected uniform, linear or log)");
+                                 "' (expected auto, uniform, linear or log)");
 }
 
 const char* EdgeWeightingName(EdgeWeighting weighting) {
   switch (weighting) {
     case EdgeWeighting::kLinear: return "linear";
     case EdgeWeighting::kLog: return "log";
+    case EdgeWeighting::kAuto: return "auto";
     case EdgeWeighting::kUniform: break;
   }
   return "uniform";
@@ -111,6 +113,9 @@ Result<std::unique_ptr<WalkGraph>> WalkGraph::Open(const storage::Store& store,
   if (g->item_offsets_[0] != 0 || g->item_offsets_[g->num_items_] != g->num_edges_ ||
       g->ctx_offsets_[0] != 0 || g->ctx_offsets_[g->num_contexts_] != g->num_edges_) {
     return Status::Corruption("store '" + store.dir() + "': adjacency offsets are inconsistent");
+  }
+  if (weighting == EdgeWeighting::kAuto) {
+    weighting = store.HasColumn(cols::kItemWeights) ? EdgeWeighting::kLog : EdgeWeighting::kUniform;
   }
   g->weighting_ = weighting;
   if (weighting != EdgeWeighting::kUniform) {

@@ -215,7 +215,8 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   PGRAPH_RETURN_IF_ERROR(AppendPairs(update.get(), storage::columns::kHeldOutPairs, heldout));
   report.train_pairs = train.size();
   report.heldout_pairs = heldout.size();
-  update->SetMeta(kWalkParamsMeta, WalkParamsJson(wo, po, options.edge_weights));
+  report.edge_weights = graph->weighting();
+  update->SetMeta(kWalkParamsMeta, WalkParamsJson(wo, po, report.edge_weights));
   if (!po.pairs_path.empty()) update->SetMeta("pairs.train.source", po.pairs_path);
   if (!po.heldout_path.empty()) update->SetMeta("pairs.heldout.source", po.heldout_path);
   update->SetCount("walk.top_t", t);

@@ -55,8 +55,11 @@ enum class EdgeWeighting : std::uint8_t {
   kLinear,   // in proportion to the edge's weight (a play count, a rating, a dwell time)
   kLog,      // in proportion to log(1 + weight): graded affinities count, but one heavy
              // edge (a user who played an artist 10^5 times) cannot take a node's walks over
+  kAuto,     // kLog on a store with edge weights, else kUniform. The default: log weights
+             // raised ranking quality on both real data sets, play counts and ratings
+             // (docs/BENCHMARKS.md, "quality", session 5); raw weights lowered it.
 };
-// "uniform", "linear", "log"; InvalidArgument naming the accepted values otherwise.
+// "uniform", "linear", "log", "auto"; InvalidArgument naming the accepted values otherwise.
 Result<EdgeWeighting> ParseEdgeWeighting(std::string_view name);
 const char* EdgeWeightingName(EdgeWeighting weighting);
 
@@ -69,7 +72,8 @@ class WalkGraph {
   // column sizes disagree with the store's counts or a chunk fails its checksum;
   // ResourceExhausted when compressed columns do not fit the store's memory budget.
   // Cost: reads (and verifies) every adjacency chunk once; zero-copy for raw LMDB columns.
-  // With a `weighting` other than kUniform every walk over this graph (neighbourhoods,
+  // With a `weighting` other than kUniform (kAuto resolved against the store: weighting()
+  // tells which was taken) every walk over this graph (neighbourhoods,
   // co-occurrence pairs, PPR) steps along an edge with probability proportional to its
   // transformed weight; that needs the store's edge weights (InvalidArgument naming the store
   // when it was ingested without them, or when a weight is negative or not finite) and 8 bytes
@@ -273,7 +277,7 @@ std::uint32_t DefaultPairsPerItem(std::uint64_t items, std::uint64_t edges);
 struct WalkStageOptions {
   WalkOptions walk;                  // `exclude` is filled by RunWalkStage
   PairOptions pairs;
-  EdgeWeighting edge_weights = EdgeWeighting::kUniform;  // how walk steps choose edges
+  EdgeWeighting edge_weights = EdgeWeighting::kAuto;  // how walk steps choose edges
   std::uint64_t items_per_write = 1 << 16;  // rows computed per round before appending
   // Called between rounds with (items done, total items); from the calling thread.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
@@ -285,6 +289,7 @@ struct WalkReport {
   std::uint64_t train_pairs = 0, heldout_pairs = 0, skipped_pairs = 0;
   std::uint64_t dropped_train_pairs = 0;  // labelled pairs dropped as held out
   std::string pairs_source;               // "file" or "cooccurrence"
+  EdgeWeighting edge_weights = EdgeWeighting::kUniform;  // as taken (kAuto resolved)
   double seconds = 0, walk_seconds = 0;
 };
 

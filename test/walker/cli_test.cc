@@ -34,7 +34,7 @@ TEST_CASE("pgraph walk, ppr and export: outputs and bad input", "[walker][cli][s
   REQUIRE(out.find("--restart") != std::string::npos);
   REQUIRE(Run("walk --store " + dir + " --top-t 0 --quiet", &out) == 2);
   REQUIRE(Run("walk --store " + dir + " --edge-weights sqrt --quiet", &out) == 2);
-  REQUIRE(out.find("expected uniform, linear or log") != std::string::npos);
+  REQUIRE(out.find("expected auto, uniform, linear or log") != std::string::npos);
   REQUIRE(Run("walk --store " + dir + " --edge-weights log --quiet", &out) == 2);  // unweighted
   REQUIRE(out.find("no edge weights") != std::string::npos);
   REQUIRE(Run("ppr --store " + dir + " --item nope", &out) == 2);

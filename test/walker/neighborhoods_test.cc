@@ -380,16 +380,30 @@ TEST_CASE("weighted walks step in proportion to the transformed edge weights", "
   CHECK(plain->weights == uniform->weights);
 }
 
-TEST_CASE("weighted walks need edge weights; weighting names parse", "[walker]") {
+TEST_CASE("weighted walks need edge weights; auto takes log weights where there are any",
+          "[walker]") {
   auto t = StoreFromEdges("a\tc\nb\tc\n");
   auto g = WalkGraph::Open(*t->store, EdgeWeighting::kLog);
   REQUIRE(g.status().IsInvalidArgument());
   CHECK(g.status().ToString().find("no edge weights") != std::string::npos);
+  g = WalkGraph::Open(*t->store, EdgeWeighting::kAuto);
+  REQUIRE(g.ok());
+  CHECK(g.value()->weighting() == EdgeWeighting::kUniform);
+  CHECK(g.value()->pinned_bytes() == t->graph->pinned_bytes());
+  auto weighted = StoreFromEdges("a\tc\t2\nb\tc\t5\n");
+  g = WalkGraph::Open(*weighted->store, EdgeWeighting::kAuto);
+  REQUIRE(g.ok());
+  CHECK(g.value()->weighting() == EdgeWeighting::kLog);
+  // Cumulative weights: one float per edge and direction.
+  CHECK(g.value()->pinned_bytes() ==
+        weighted->graph->pinned_bytes() + 2 * 2 * sizeof(float));
   CHECK(ParseEdgeWeighting("log").value() == EdgeWeighting::kLog);
   CHECK(ParseEdgeWeighting("linear").value() == EdgeWeighting::kLinear);
   CHECK(ParseEdgeWeighting("uniform").value() == EdgeWeighting::kUniform);
+  CHECK(ParseEdgeWeighting("auto").value() == EdgeWeighting::kAuto);
   CHECK(ParseEdgeWeighting("sqrt").status().IsInvalidArgument());
-  for (auto w : {EdgeWeighting::kUniform, EdgeWeighting::kLinear, EdgeWeighting::kLog}) {
+  for (auto w : {EdgeWeighting::kUniform, EdgeWeighting::kLinear, EdgeWeighting::kLog,
+                 EdgeWeighting::kAuto}) {
     CHECK(ParseEdgeWeighting(EdgeWeightingName(w)).value() == w);
   }
 }

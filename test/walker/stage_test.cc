@@ -80,7 +80,7 @@ StoredNeighborhoods ReadNeighborhoods(const storage::Store& store) {
   return s;
 }
 
-TEST_CASE("walk stage with weighted steps records them; without weights it refuses",
+TEST_CASE("walk stage: auto weighting, recorded; log weights without weights are refused",
           "[walker]") {
   auto unweighted = StoreFromEdges(CommunityEdges(2, 20, 10, 4, 3));
   WalkStageOptions o;
@@ -91,8 +91,15 @@ TEST_CASE("walk stage with weighted steps records them; without weights it refus
   REQUIRE(r.status().IsInvalidArgument());
   REQUIRE(!unweighted->store->HasColumn(storage::columns::kWalkNeighbors));
 
+  o.edge_weights = EdgeWeighting::kAuto;  // the default: uniform here
+  r = RunWalkStage(unweighted->store.get(), o);
+  REQUIRE(r.ok());
+  CHECK(r->edge_weights == EdgeWeighting::kUniform);
+
   auto t = StoreFromEdges("a\tc1\t3\nb\tc1\t1\nb\tc2\t7\nd\tc2\t2\na\tc2\t1\n");
-  r = RunWalkStage(t->store.get(), o);
+  r = RunWalkStage(t->store.get(), o);  // auto: log weights
+  REQUIRE(r.ok());
+  CHECK(r->edge_weights == EdgeWeighting::kLog);
   INFO(r.status().ToString());
   REQUIRE(r.ok());
   REQUIRE(t->store->HasColumn(storage::columns::kWalkNeighbors));
