@@ -74,6 +74,7 @@ std::function<Status()> Setup(CLI::App* app) {
     a->opts.progress = [&](std::uint64_t done, std::uint64_t) { progress.Set(done); };
     PGRAPH_ASSIGN_OR_RETURN(walker::WalkReport r, walker::RunWalkStage(store.get(), a->opts));
     progress.Finish();
+    if (!r.note.empty()) std::fprintf(stderr, "walk: note: %s\n", r.note.c_str());
     const auto& w = a->opts.walk;
     if (a->json) {
       std::printf(

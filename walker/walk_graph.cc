@@ -115,7 +115,11 @@ Result<std::unique_ptr<WalkGraph>> WalkGraph::Open(const storage::Store& store,
     return Status::Corruption("store '" + store.dir() + "': adjacency offsets are inconsistent");
   }
   if (weighting == EdgeWeighting::kAuto) {
-    weighting = store.HasColumn(cols::kItemWeights) ? EdgeWeighting::kLog : EdgeWeighting::kUniform;
+    // The default must not make a walk that used to run fail: log weights only where their
+    // cumulative sums fit the budget (WalkStage reports when they did not).
+    const bool fits = WeightedWalkBytes(g->num_edges_) <= budget;
+    weighting = store.HasColumn(cols::kItemWeights) && fits ? EdgeWeighting::kLog
+                                                           : EdgeWeighting::kUniform;
   }
   g->weighting_ = weighting;
   if (weighting != EdgeWeighting::kUniform) {

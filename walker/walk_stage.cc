@@ -216,6 +216,14 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   report.train_pairs = train.size();
   report.heldout_pairs = heldout.size();
   report.edge_weights = graph->weighting();
+  if (options.edge_weights == EdgeWeighting::kAuto &&
+      report.edge_weights == EdgeWeighting::kUniform &&
+      store->HasColumn(storage::columns::kItemWeights)) {
+    report.note = "the store's edge weights were not used: walking by them needs " +
+                  std::to_string((WeightedWalkBytes(store->num_edges()) >> 20) + 1) +
+                  " MiB more than the memory budget has left; raise --memory-budget (or pass "
+                  "--edge-weights log to make this an error)";
+  }
   update->SetMeta(kWalkParamsMeta, WalkParamsJson(wo, po, report.edge_weights));
   if (!po.pairs_path.empty()) update->SetMeta("pairs.train.source", po.pairs_path);
   if (!po.heldout_path.empty()) update->SetMeta("pairs.heldout.source", po.heldout_path);

@@ -63,6 +63,10 @@ enum class EdgeWeighting : std::uint8_t {
 Result<EdgeWeighting> ParseEdgeWeighting(std::string_view name);
 const char* EdgeWeightingName(EdgeWeighting weighting);
 
+// Memory weighted walks need beyond the adjacency, at most: the cumulative weights of both
+// directions (4 bytes per edge each) and, while they are summed, one weight column decoded.
+inline std::uint64_t WeightedWalkBytes(std::uint64_t edges) { return 12 * edges; }
+
 // The item-context adjacency as read by walks: both CSR directions of the store, in place.
 // Immutable and thread-safe; borrows the Store, which must outlive it.
 class WalkGraph {
@@ -72,8 +76,9 @@ class WalkGraph {
   // column sizes disagree with the store's counts or a chunk fails its checksum;
   // ResourceExhausted when compressed columns do not fit the store's memory budget.
   // Cost: reads (and verifies) every adjacency chunk once; zero-copy for raw LMDB columns.
-  // With a `weighting` other than kUniform (kAuto resolved against the store: weighting()
-  // tells which was taken) every walk over this graph (neighbourhoods,
+  // With a `weighting` other than kUniform (kAuto: kLog when the store has edge weights and
+  // their cumulative sums fit the budget, else kUniform; weighting() tells which was taken)
+  // every walk over this graph (neighbourhoods,
   // co-occurrence pairs, PPR) steps along an edge with probability proportional to its
   // transformed weight; that needs the store's edge weights (InvalidArgument naming the store
   // when it was ingested without them, or when a weight is negative or not finite) and 8 bytes
@@ -290,6 +295,7 @@ struct WalkReport {
   std::uint64_t dropped_train_pairs = 0;  // labelled pairs dropped as held out
   std::string pairs_source;               // "file" or "cooccurrence"
   EdgeWeighting edge_weights = EdgeWeighting::kUniform;  // as taken (kAuto resolved)
+  std::string note;  // non-empty: something the user should know (e.g. weights left unused)
   double seconds = 0, walk_seconds = 0;
 };
 

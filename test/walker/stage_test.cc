@@ -108,6 +108,36 @@ TEST_CASE("walk stage: auto weighting, recorded; log weights without weights are
   CHECK(params.value().find("\"step\": \"item-context-item, log\"") != std::string::npos);
 }
 
+TEST_CASE("auto weighting walks uniformly, and says so, when the weights do not fit the budget",
+          "[walker]") {
+  // Raw columns: the adjacency and weights are read from the map, only the cumulative
+  // weights would need the budget.
+  auto t = StoreFromEdges("a\tc1\t3\nb\tc1\t1\nb\tc2\t7\nd\tc2\t2\n", storage::Codec::kNone);
+  const std::uint64_t adjacency = t->graph->pinned_bytes(), edges = t->graph->num_edges();
+  t->graph.reset();
+  t->ids.reset();
+  t->store.reset();
+  storage::StoreOptions so;
+  // The adjacency fits; the cumulative weights of both directions (8 bytes per edge) do not.
+  so.memory_budget = adjacency + 8 * edges - 1;
+  auto store = storage::Store::Open(t->dir, so);
+  REQUIRE(store.ok());
+  WalkStageOptions o;
+  o.walk.top_t = 4;
+  o.walk.walks_per_node = 20;
+  o.edge_weights = EdgeWeighting::kLog;
+  auto r = RunWalkStage(store.value().get(), o);
+  REQUIRE(r.status().IsResourceExhausted());
+  INFO(r.status().ToString());
+  CHECK(r.status().ToString().find("raise --memory-budget") != std::string::npos);
+  o.edge_weights = EdgeWeighting::kAuto;
+  r = RunWalkStage(store.value().get(), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->edge_weights == EdgeWeighting::kUniform);
+  CHECK(r->note.find("edge weights were not used") != std::string::npos);
+}
+
 TEST_CASE("walk stage writes neighbourhoods, co-occurrence pairs and params", "[walker]") {
   auto t = StoreFromEdges(CommunityEdges(3, 40, 20, 6, 1));
   WalkStageOptions o;
