@@ -244,16 +244,18 @@ Result<Neighborhoods> Compute(const Adj& adj, NodeId first, std::uint64_t count,
 Result<Neighborhoods> ComputeNeighborhoodsWithVisits(const WalkGraph& graph, NodeId first,
                                                      std::uint64_t count, const WalkOptions& o,
                                                      std::vector<std::uint32_t>* visits) {
-  return Compute(ViewAdjacency(graph), first, count, o, visits);
+  return WithViewAdjacency(
+      graph, [&](const auto& adj) { return Compute(adj, first, count, o, visits); });
 }
 
 Result<Neighborhoods> ComputeNeighborhoods(const WalkGraph& graph, NodeId first,
                                            std::uint64_t count, const WalkOptions& options) {
-  return Compute(ViewAdjacency(graph), first, count, options, nullptr);
+  return WithViewAdjacency(
+      graph, [&](const auto& adj) { return Compute(adj, first, count, options, nullptr); });
 }
 
 Result<Neighborhoods> ComputeNeighborhoods(const WalkGraph& graph, const WalkOptions& options) {
-  return Compute(ViewAdjacency(graph), 0, graph.num_items(), options, nullptr);
+  return ComputeNeighborhoods(graph, 0, graph.num_items(), options);
 }
 
 Result<Neighborhoods> ComputeNeighborhoods(const storage::Graph& graph, NodeId first,

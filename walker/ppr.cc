@@ -130,7 +130,7 @@ Result<std::vector<ScoredItem>> Ppr(const Adj& adj, std::span<const NodeId> sour
 
 Result<std::vector<ScoredItem>> PersonalizedPageRank(const WalkGraph& graph, NodeId source,
                                                      const PprOptions& options) {
-  return Ppr(ViewAdjacency(graph), std::span<const NodeId>(&source, 1), options);
+  return PersonalizedPageRank(graph, std::span<const NodeId>(&source, 1), options);
 }
 
 Result<std::vector<ScoredItem>> PersonalizedPageRank(const storage::Graph& graph, NodeId source,
@@ -141,24 +141,26 @@ Result<std::vector<ScoredItem>> PersonalizedPageRank(const storage::Graph& graph
 Result<std::vector<ScoredItem>> PersonalizedPageRank(const WalkGraph& graph,
                                                      std::span<const NodeId> sources,
                                                      const PprOptions& options) {
-  return Ppr(ViewAdjacency(graph), sources, options);
+  return WithViewAdjacency(graph, [&](const auto& adj) { return Ppr(adj, sources, options); });
 }
 
 Result<std::vector<std::vector<ScoredItem>>> PersonalizedPageRankBatch(
     const WalkGraph& graph, std::span<const NodeId> sources, const PprOptions& options) {
   PGRAPH_RETURN_IF_ERROR(ValidatePpr(options));
-  ViewAdjacency adj(graph);
-  if (!sources.empty()) PGRAPH_RETURN_IF_ERROR(CheckSources(adj, sources));
-  std::vector<std::vector<ScoredItem>> out(sources.size());
-  tbb::enumerable_thread_specific<PprScratch> scratch;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sources.size(), 1),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      PprScratch& s = scratch.local();
-                      for (std::size_t k = r.begin(); k != r.end(); ++k) {
-                        out[k] = RunPpr(adj, sources.subspan(k, 1), options, &s);
-                      }
-                    });
-  return out;
+  return WithViewAdjacency(
+      graph, [&](const auto& adj) -> Result<std::vector<std::vector<ScoredItem>>> {
+        if (!sources.empty()) PGRAPH_RETURN_IF_ERROR(CheckSources(adj, sources));
+        std::vector<std::vector<ScoredItem>> out(sources.size());
+        tbb::enumerable_thread_specific<PprScratch> scratch;
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sources.size(), 1),
+                          [&](const tbb::blocked_range<std::size_t>& r) {
+                            PprScratch& s = scratch.local();
+                            for (std::size_t k = r.begin(); k != r.end(); ++k) {
+                              out[k] = RunPpr(adj, sources.subspan(k, 1), options, &s);
+                            }
+                          });
+        return out;
+      });
 }
 
 RankWindow DefaultHardNegativeWindow(std::uint64_t num_items) {

@@ -27,7 +27,8 @@ std::uint64_t PairKey(NodeId a, NodeId b) { return (std::uint64_t{a} << 32) | b;
 
 // Held-out pairs from the graph itself: for each chosen item q, an item sharing a random
 // context with q (the relation co-occurrence training pairs are drawn from).
-std::vector<Pair> HoldOutFromGraph(const WalkGraph& g, const ViewAdjacency& adj, double fraction,
+template <typename Adj>
+std::vector<Pair> HoldOutFromGraph(const WalkGraph& g, const Adj& adj, double fraction,
                                    std::uint64_t seed) {
   std::vector<Pair> out;
   for (NodeId q = 0; q < g.num_items(); ++q) {
@@ -103,7 +104,6 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
                           WalkGraph::Open(*store, options.edge_weights));
   const std::uint64_t n = graph->num_items();
   if (po.pairs_per_item == 0) po.pairs_per_item = DefaultPairsPerItem(n, store->num_edges());
-  ViewAdjacency adj(*graph);
   WalkReport report;
   report.items = n;
 
@@ -129,7 +129,9 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
     }
   }
   if (po.pairs_path.empty() && po.heldout_fraction > 0) {
-    std::vector<Pair> more = HoldOutFromGraph(*graph, adj, po.heldout_fraction, wo.seed);
+    std::vector<Pair> more = WithViewAdjacency(*graph, [&](const auto& adj) {
+      return HoldOutFromGraph(*graph, adj, po.heldout_fraction, wo.seed);
+    });
     heldout.insert(heldout.end(), more.begin(), more.end());
   }
   std::sort(heldout.begin(), heldout.end());

@@ -103,7 +103,8 @@ class WalkGraph {
   }
 
  private:
-  friend struct ViewAdjacency;
+  template <bool>
+  friend struct ViewAdjacencyT;
   WalkGraph() = default;
   std::uint64_t num_items_ = 0, num_contexts_ = 0, num_edges_ = 0;
   storage::ColumnView<std::uint64_t> item_offsets_, ctx_offsets_;
