@@ -76,14 +76,13 @@ class WalkGraph {
   // column sizes disagree with the store's counts or a chunk fails its checksum;
   // ResourceExhausted when compressed columns do not fit the store's memory budget.
   // Cost: reads (and verifies) every adjacency chunk once; zero-copy for raw LMDB columns.
-  // With a `weighting` other than kUniform (kAuto: kLog when the store has edge weights and
-  // their cumulative sums fit the budget, else kUniform; weighting() tells which was taken)
-  // every walk over this graph (neighbourhoods,
+  // With a `weighting` other than kUniform, every walk over this graph (neighbourhoods,
   // co-occurrence pairs, PPR) steps along an edge with probability proportional to its
-  // transformed weight; that needs the store's edge weights (InvalidArgument naming the store
-  // when it was ingested without them, or when a weight is negative or not finite) and 8 bytes
-  // per edge of cumulative weights in RAM, counted against the store's memory budget
-  // (ResourceExhausted when they do not fit).
+  // transformed weight. That needs the store's edge weights (InvalidArgument naming the store
+  // when it was ingested without them, or when a weight is negative or not finite) and
+  // WeightedWalkBytes of RAM, counted against the store's memory budget (ResourceExhausted
+  // when they do not fit). kAuto takes kLog when the store has edge weights and they fit,
+  // else kUniform; weighting() tells which was taken.
   static Result<std::unique_ptr<WalkGraph>> Open(
       const storage::Store& store, EdgeWeighting weighting = EdgeWeighting::kUniform);
 
