@@ -157,5 +157,7 @@ for (s, label), rs in groups.items():
           f"unknown {rs[0]['unknown']}")
     print(f"{'method':<11}" + "".join(f"{k:>11}" for k in keys) + f"{'seconds':>9}")
     for r in rs:
-        print(f"{r['method']:<11}" + "".join(f"{r[k]:>11.4f}" for k in keys) + f"{r['seconds']:>9.1f}")
+        # numbers as metrics; strings (eval's "aggregate") as they are
+        cell = lambda v: f"{v:>11.4f}" if isinstance(v, (int, float)) else f"{v:>11}"
+        print(f"{r['method']:<11}" + "".join(cell(r.get(k, "")) for k in keys) + f"{r['seconds']:>9.1f}")
 EOF
