@@ -13,9 +13,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 
+#include "infer/locality_order.h"
 #include "infer/model_source.h"
 #include "infer/pool_kernel.h"
 #include "storage/huge_pages.h"
@@ -38,6 +41,10 @@ constexpr std::uint64_t kMinBlockRows = 16;
 // The store's ColumnWriter buffers up to this many bytes before it writes (storage/column.cc),
 // and holds an encoded copy while writing.
 constexpr std::uint64_t kStoreWriteBatch = 64ull << 20;
+// In auto mode the locality order is used when the rows one layer gathers exceed this: below
+// it they stay in the caches whatever the order.
+constexpr std::uint64_t kLocalityMinRowBytes = 8ull << 20;
+constexpr const char* kItemOrder = "items";
 
 // Rows of `rows` x `dim` scaled to unit length (0 rows stay 0), as the model's head does.
 void NormalizeRows(float* rows, std::uint64_t n, std::uint64_t dim) {
@@ -54,6 +61,7 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+
 std::string SegmentName(const std::string& stage, std::uint64_t j) {
   char buf[32];
   std::snprintf(buf, sizeof buf, ".%05llu", static_cast<unsigned long long>(j));
@@ -67,12 +75,15 @@ struct State {
   std::uint32_t stage = 0;
   std::uint64_t segments = 0;  // published segments of `stage`
   std::uint64_t segment_rows = 0;
+  // The order of the rows of the infer.h* segments: kItemOrder, or "locality:" and a hash
+  // of the locality order (states written before there was a choice have no such line).
+  std::string layout = kItemOrder;
 };
 
 std::string FormatState(const State& s) {
   return "fingerprint=" + s.fingerprint + "\nstage=" + std::to_string(s.stage) +
          "\nsegments=" + std::to_string(s.segments) +
-         "\nsegment_rows=" + std::to_string(s.segment_rows) + "\n";
+         "\nsegment_rows=" + std::to_string(s.segment_rows) + "\nlayout=" + s.layout + "\n";
 }
 
 bool ParseState(const std::string& text, State* s) {
@@ -91,6 +102,7 @@ bool ParseState(const std::string& text, State* s) {
       if (key == "stage") s->stage = static_cast<std::uint32_t>(std::stoul(value)), ++found;
       if (key == "segments") s->segments = std::stoull(value), ++found;
       if (key == "segment_rows") s->segment_rows = std::stoull(value), ++found;
+      if (key == "layout") s->layout = value;
     } catch (...) {
       return false;
     }
@@ -144,6 +156,13 @@ struct LayerWeights {
   at::Tensor WselfT, WpoolT;
 };
 
+// A range of rows given to a parallel loop body.
+struct RowRange {
+  std::uint64_t lo, hi;
+  std::uint64_t begin() const { return lo; }
+  std::uint64_t end() const { return hi; }
+};
+
 class Runner {
  public:
   explicit Runner(const InferOptions& o) : opt_(o) {}
@@ -176,7 +195,21 @@ class Runner {
   bool HasProjections(std::uint32_t k) const;
   Status RunPool(std::uint32_t k, const PoolPlan& plan);
   Status RunHead();
+  // Rows [0, rows) of the head's block (float32 `z`, or float16 `half`) onto `w`.
+  Status AppendEmbeddings(storage::ColumnWriter* w, const std::vector<float>& z,
+                          const std::vector<std::uint16_t>& half, std::uint64_t rows);
   Status BuildIndex();
+  // The locality order (infer.h): decides whether this run uses it (never when
+  // `allow_order` is false: a resumed run in item order) and, when it does, reads every
+  // neighbour list, orders the items, maps the lists' ids to positions and names layout_.
+  Status DecideLayout(bool allow_order);
+  // The working set of an ordered run: what it holds throughout plus its largest phase.
+  // `block` rows per GEMM block, `out_rows` per append of a layer's or the head's output.
+  std::uint64_t OrderedBytes(std::uint64_t block, std::uint64_t out_rows) const;
+  // Layer k in locality order: stage (a) for every node into orows_ / oself_, then (b) by
+  // position into the infer.h{k} segments.
+  Status RunOrderedLayer(std::uint32_t k);
+  Status ProjectOrdered(std::uint32_t k);
 
   using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n,
                                       storage::ColumnWriter* writer)>;
@@ -217,6 +250,18 @@ class Runner {
   // linear and that is narrower, else p_v (m).
   std::uint32_t PooledWidth() const { return linear_pool_ ? d_ : m_; }
 
+  // Runs f over [0, n) in ranges of at least `grain` rows on the torch (OpenMP) thread team
+  // that also runs the GEMMs: one team for all of inference's parallel work, so no second
+  // pool spins for work while the other runs (TBB workers spinning beside an OpenMP GEMM
+  // cost 10-15% of the run).
+  template <typename F>
+  void ForRows(std::uint64_t n, std::uint64_t grain, F&& f) {
+    at::parallel_for(0, static_cast<std::int64_t>(n), static_cast<std::int64_t>(grain),
+                     [&](std::int64_t b, std::int64_t e) {
+                       f(RowRange{static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(e)});
+                     });
+  }
+
   const InferOptions& opt_;
   InferReport report_;
   std::unique_ptr<storage::Store> store_;
@@ -243,6 +288,36 @@ class Runner {
   std::vector<float> scale_w_;  // magnitude: scale.W then scale.b (empty when off)
   std::vector<float> scratch_;
   SegmentedColumn prev_h_;  // h^(k-1) for k > 1, opened per stage
+  // Locality order (when ordered_): the order, the neighbour lists by position naming
+  // positions (positions x Tu_) and their weights, the valid entries among them, and per
+  // layer the rows of every node by position: W_pool p (orows_) and W_self h + w (oself_;
+  // the head reuses it for the embeddings).
+  bool ordered_ = false;
+  std::string layout_ = kItemOrder;
+  LocalityOrder lo_;
+  // They live in one allocation (OrderedMemory): the first region holds the lists in item
+  // order while the order is computed and then orows_ / oself_, the second the lists by
+  // position. Fresh pages cost a fault each (~1 s per GiB on the VMs measured), so no byte is
+  // touched fresh twice. Plain pages: THP's direct compaction can stall a fresh process for
+  // seconds per GiB, and in locality order most reads hit the same few pages anyway. Not
+  // zeroed: every element is written before it is read.
+  std::unique_ptr<std::byte[]> omem_;
+  NodeId* onbrs_ = nullptr;
+  float* owts_ = nullptr;
+  float* orows_ = nullptr;
+  float* oself_ = nullptr;
+  std::uint64_t onnz_ = 0;
+  std::uint64_t oblock_ = 0, oout_rows_ = 0;  // rows per GEMM block and per output append
+};
+
+// The two regions of an ordered run's allocation, in bytes (64-byte multiples).
+struct OrderedMemory {
+  std::uint64_t rows, lists;
+  OrderedMemory(std::uint64_t n, std::uint32_t T, std::uint32_t d) {
+    auto up = [](std::uint64_t b) { return (b + 63) & ~std::uint64_t{63}; };
+    lists = up(n * T * 4) * 2;
+    rows = std::max(up(n * d * 4) * 2, lists);
+  }
 };
 
 void Runner::Linear(const at::Tensor& wt, const at::Tensor& bias, const float* a,
@@ -387,20 +462,30 @@ Status Runner::PlanAndResume() {
   if (auto meta = store_->GetMeta(kStateKey); meta.ok() && !meta.value().empty()) {
     have_old = ParseState(meta.value(), &old);
   }
-  if (opt_.resume && have_old && old.fingerprint == fingerprint_ && old.stage <= 2 * K_ + 1 &&
-      (old.stage <= 2 * K_ || store_->HasColumn(storage::columns::kEmbedding))) {
+  const bool resumable =
+      opt_.resume && have_old && old.fingerprint == fingerprint_ && old.stage <= 2 * K_ + 1 &&
+      (old.stage <= 2 * K_ || store_->HasColumn(storage::columns::kEmbedding));
+  if (resumable) seg_rows_ = old.segment_rows;
+  PGRAPH_RETURN_IF_ERROR(PlanBlocks());
+  // A run resumed in item order stays in item order: its segments hold rows in that order.
+  const bool item_order_run = resumable && old.stage > 0 && old.layout == kItemOrder;
+  PGRAPH_RETURN_IF_ERROR(DecideLayout(!item_order_run));
+  if (item_order_run && report_.layout_note.empty()) report_.layout_note = "resumed in item order";
+  if (resumable && (old.layout == layout_ || old.stage == 0 || old.stage == 2 * K_ + 1)) {
     state_ = old;
-    seg_rows_ = old.segment_rows;
+    state_.layout = layout_;
     report_.resumed = true;
     report_.resumed_from = "stage " + StageName(old.stage) + ", " +
                            std::to_string(old.segments) + " segments";
-    return PlanBlocks();
+    return Status::OK();
   }
-  if (opt_.resume && have_old && old.fingerprint != fingerprint_) {
+  if (resumable) {
+    report_.resumed_from = "rows of another order (memory budget changed?); started over";
+  } else if (opt_.resume && have_old && old.fingerprint != fingerprint_) {
     report_.resumed_from = "state of another model or data; started over";
   }
   // A fresh run: remove what earlier runs left.
-  state_ = State{fingerprint_, 0, 0, seg_rows_};
+  state_ = State{fingerprint_, 0, 0, seg_rows_, layout_};
   std::vector<std::string> stale;
   for (const auto& c : store_->ListColumns()) {
     if (c.name.rfind(kPrefix, 0) == 0) stale.push_back(c.name);
@@ -409,7 +494,7 @@ Status Runner::PlanAndResume() {
   for (const auto& name : stale) update->DropColumn(name);
   update->SetMeta(kStateKey, FormatState(state_));
   PGRAPH_RETURN_IF_ERROR(update->Publish());
-  return PlanBlocks();
+  return Status::OK();
 }
 
 Status Runner::PlanBlocks() {
@@ -657,15 +742,13 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
               touched[nbrs[i] / R] = 1;
             }
           }
-          arena_->execute([&] {
-            tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
-              for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
-                float* row = cbuf.data() + u * cw;
-                std::memcpy(row, hbuf.data() + u * in, off * sizeof(float));
-                std::fill(row + off, row + cw, 0.0f);
-                cnt[u] = 0;
-              }
-            });
+          ForRows(nb, 256, [&](const RowRange& r) {
+            for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
+              float* row = cbuf.data() + u * cw;
+              std::memcpy(row, hbuf.data() + u * in, off * sizeof(float));
+              std::fill(row + off, row + cw, 0.0f);
+              cnt[u] = 0;
+            }
           });
           for (std::uint64_t rg = 0; rg < ranges; ++rg) {
             if (!touched[rg]) continue;
@@ -679,11 +762,9 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
             pin.lo = static_cast<NodeId>(lo);
             pin.hi = static_cast<NodeId>(hi);
             pin.m = pw;
-            arena_->execute([&] {
-              tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 64), [&](const auto& r) {
-                PoolNeighbors(pin, pooling, r.begin(), r.end(), cbuf.data() + off, cw,
-                              cnt.data());
-              });
+            ForRows(nb, 64, [&](const RowRange& r) {
+              PoolNeighbors(pin, pooling, r.begin(), r.end(), cbuf.data() + off, cw,
+                            cnt.data());
             });
           }
           if (pooling == train::Pooling::kMean) {
@@ -700,20 +781,18 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
           } else {
             Linear(lw.Wt, lw.w, cbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), true);
           }
-          arena_->execute([&] {
-            tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 256), [&](const auto& r) {
-              for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
-                float* z = zbuf.data() + u * d;
-                if (add_pooled) {  // z = ReLU(W_self h + w + pooled W_pool p)
-                  const float* acc = cbuf.data() + u * cw + off;
-                  for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
-                }
-                double ss = 0;
-                for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];
-                const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
-                for (std::uint32_t i = 0; i < d; ++i) z[i] *= inv;
+          ForRows(nb, 256, [&](const RowRange& r) {
+            for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
+              float* z = zbuf.data() + u * d;
+              if (add_pooled) {  // z = ReLU(W_self h + w + pooled W_pool p)
+                const float* acc = cbuf.data() + u * cw + off;
+                for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
               }
-            });
+              double ss = 0;
+              for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];
+              const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+              for (std::uint32_t i = 0; i < d; ++i) z[i] *= inv;
+            }
           });
           PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
           done += nb;
@@ -739,6 +818,241 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   return Status::OK();
 }
 
+std::uint64_t Runner::OrderedBytes(std::uint64_t B, std::uint64_t out_rows) const {
+  const std::uint64_t d = d_, f = sizeof(float);
+  std::uint32_t max_in = 0;
+  for (std::uint32_t k = 1; k <= K_; ++k) max_in = std::max(max_in, InDim(k));
+  // Held throughout: the two regions (neighbour lists; rows of (a) and self terms), order
+  // and positions.
+  const OrderedMemory mem(N_, Tu_, d_);
+  const std::uint64_t held = mem.rows + mem.lists + N_ * 2 * sizeof(NodeId);
+  // Phases: ordering (a block of neighbour rows as read); (a): h, the input scratch, p, and
+  // the two outputs of a block; (b): a block of outputs and the segment writer; the head.
+  const std::uint64_t order = LocalityOrderScratchBytes(N_) + B * cols_.width * 8;
+  const std::uint64_t project = B * (2ull * max_in + m_ + 2 * d) * f;
+  const std::uint64_t pool = out_rows * d * f + writer_bytes_;
+  const std::uint64_t head = std::max(B * 3, out_rows) * d * f +
+                             2 * std::min(N_ * d * f, kStoreWriteBatch);
+  return held + std::max({order, project, pool, head});
+}
+
+Status Runner::DecideLayout(bool allow_order) {
+  ordered_ = false;
+  layout_ = kItemOrder;
+  if (!allow_order) return Status::OK();
+  if (opt_.locality == LocalityMode::kOff) {
+    report_.layout_note = "--locality-order off";
+    return Status::OK();
+  }
+  if (!linear_pool_) {
+    report_.layout_note = "max pooling";
+    return Status::OK();
+  }
+  if (opt_.locality == LocalityMode::kAuto &&
+      N_ * PooledWidth() * sizeof(float) <= kLocalityMinRowBytes) {
+    report_.layout_note = "the rows of a layer fit the caches";
+    return Status::OK();
+  }
+  if (opt_.partition_rows > 0) {
+    report_.layout_note = "partitioning forced";
+    return Status::OK();
+  }
+  // Blocks as large as allowed, appends of a whole write batch of the store (so the column
+  // writer encodes straight from our buffer instead of staging a copy); smaller when the
+  // budget says so.
+  std::uint64_t block = std::min(block_cap_, N_);
+  std::uint64_t out_rows =
+      std::max(block, std::min<std::uint64_t>({seg_rows_, N_, kStoreWriteBatch / (4ull * d_)}));
+  const std::uint64_t min_block = std::min<std::uint64_t>(N_, 1024);
+  while (OrderedBytes(block, out_rows) > block_bytes_ && (out_rows > block || block > min_block)) {
+    if (out_rows > block) {
+      out_rows = block;
+    } else {
+      block = std::max(min_block, block / 2);
+      out_rows = block;
+    }
+  }
+  if (OrderedBytes(block, out_rows) > block_bytes_) {
+    report_.layout_note = "it needs " + std::to_string(OrderedBytes(block, out_rows) >> 20) +
+                          " MiB of working memory (more --memory-budget)";
+    return Status::OK();
+  }
+  oblock_ = block;
+  oout_rows_ = out_rows;
+  const auto t0 = Clock::now();
+  const OrderedMemory mem(N_, Tu_, d_);
+  omem_ = std::make_unique_for_overwrite<std::byte[]>(mem.rows + mem.lists);
+  // The lists in item order, in the rows region for now.
+  NodeId* item_nbrs = reinterpret_cast<NodeId*>(omem_.get());
+  float* item_wts = reinterpret_cast<float*>(omem_.get() + mem.lists / 2);
+  {
+    std::vector<NodeId> nb;
+    std::vector<float> wt;
+    const std::uint64_t B = oblock_;
+    for (std::uint64_t b = 0; b < N_; b += B) {
+      PGRAPH_RETURN_IF_ERROR(CheckCancel());
+      const std::uint64_t n = std::min(B, N_ - b);
+      if (Tu_ == cols_.width) {  // the model uses whole lists: straight into place
+        PGRAPH_RETURN_IF_ERROR(cols_.neighbors->ReadRows(
+            b, n, std::as_writable_bytes(std::span(item_nbrs + b * Tu_, n * Tu_))));
+        PGRAPH_RETURN_IF_ERROR(
+            cols_.weights->ReadRowsAsFloat(b, n, std::span(item_wts + b * Tu_, n * Tu_)));
+        continue;
+      }
+      PGRAPH_RETURN_IF_ERROR(ReadNeighborRows(cols_, model_, b, n, &nb, &wt));
+      std::memcpy(item_nbrs + b * Tu_, nb.data(), n * Tu_ * sizeof(NodeId));
+      std::memcpy(item_wts + b * Tu_, wt.data(), n * Tu_ * sizeof(float));
+    }
+  }
+  std::atomic<std::uint64_t> bad{kInvalidNode};
+  ForRows(N_ * Tu_, 1 << 16, [&](const RowRange& r) {
+    for (std::uint64_t e = r.begin(); e < r.end(); ++e) {
+      if (item_nbrs[e] != kInvalidNode && item_nbrs[e] >= N_) bad = item_nbrs[e];
+    }
+  });
+  if (bad.load() != kInvalidNode) {
+    return Status::Corruption("walk.neighbors names item " + std::to_string(bad.load()) +
+                              " of " + std::to_string(N_));
+  }
+  arena_->execute([&] { lo_ = ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
+  report_.locality_share =
+      LocalityShare(lo_, item_nbrs, N_, Tu_, 4096, std::max<std::uint64_t>(1, N_ / 65536));
+  // The lists by position, naming positions, into the lists region.
+  onbrs_ = reinterpret_cast<NodeId*>(omem_.get() + mem.rows);
+  owts_ = reinterpret_cast<float*>(omem_.get() + mem.rows + mem.lists / 2);
+  std::atomic<std::uint64_t> nnz{0};
+  ForRows(N_, 4096, [&](const RowRange& r) {
+    std::uint64_t valid = 0;
+    for (std::uint64_t i = r.begin(); i < r.end(); ++i) {
+      const std::uint64_t from = static_cast<std::uint64_t>(lo_.order[i]) * Tu_;
+      for (std::uint32_t t = 0; t < Tu_; ++t) {
+        const NodeId v = item_nbrs[from + t];
+        onbrs_[i * Tu_ + t] = v == kInvalidNode ? kInvalidNode : lo_.pos[v];
+        valid += v != kInvalidNode;
+      }
+      std::memcpy(owts_ + i * Tu_, item_wts + from, Tu_ * sizeof(float));
+    }
+    nnz += valid;
+  });
+  orows_ = reinterpret_cast<float*>(omem_.get());
+  oself_ = reinterpret_cast<float*>(omem_.get() + mem.rows / 2);
+  onnz_ = nnz.load();
+  // Names the order in the state, so a resume never mixes rows of two orders.
+  std::uint64_t h = 1469598103934665603ull;
+  for (NodeId x : lo_.order) h = (h ^ x) * 1099511628211ull;
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  layout_ = std::string("locality:") + buf;
+  ordered_ = true;
+  report_.locality_order = true;
+  report_.order_seconds = Since(t0);
+  report_.peak_working_bytes =
+      std::max(report_.peak_working_bytes, OrderedBytes(oblock_, oout_rows_));
+  return Status::OK();
+}
+
+Status Runner::ProjectOrdered(std::uint32_t k) {
+  const auto t0 = Clock::now();
+  const std::uint32_t in = InDim(k), d = d_;
+  const std::uint64_t B = oblock_;
+  if (k > 1) {
+    PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d));
+  }
+  // Layer 1 reads h^(0) in item order and scatters its rows to their positions; later layers
+  // read h^(k-1) by position, straight into place.
+  const bool scatter = k == 1;
+  std::vector<float> hbuf(B * in), pbuf(B * m_), rbuf(scatter ? B * d : 0),
+      sbuf(scatter ? B * d : 0);
+  const LayerWeights& lw = layers_[k - 1];
+  for (std::uint64_t b = 0; b < N_; b += B) {
+    PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    const std::uint64_t nb = std::min(B, N_ - b);
+    PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
+    float* r = scatter ? rbuf.data() : orows_ + b * d;
+    float* sv = scatter ? sbuf.data() : oself_ + b * d;
+    ProjectRows(k, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), r);
+    Linear(lw.WselfT, lw.w, hbuf.data(), static_cast<std::int64_t>(nb), sv, false);
+    if (scatter) {
+      ForRows(nb, 1024, [&](const RowRange& rr) {
+        for (std::uint64_t j = rr.begin(); j < rr.end(); ++j) {
+          const std::uint64_t at = static_cast<std::uint64_t>(lo_.pos[b + j]) * d;
+          std::memcpy(orows_ + at, r + j * d, d * sizeof(float));
+          std::memcpy(oself_ + at, sv + j * d, d * sizeof(float));
+        }
+      });
+    }
+  }
+  const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * in * d);
+  report_.flops += flops;
+  LayerReport& lr = report_.per_layer.back();
+  lr.project_seconds += Since(t0);
+  lr.flops += flops;
+  return Status::OK();
+}
+
+Status Runner::RunOrderedLayer(std::uint32_t k) {
+  const std::uint32_t stage = 2 * (k - 1) + 1;
+  if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
+    report_.per_layer.push_back(LayerReport{});
+    report_.per_layer.back().layer = k;
+  }
+  PGRAPH_RETURN_IF_ERROR(ProjectOrdered(k));
+  const std::uint64_t B = oout_rows_;
+  std::vector<float> zbuf(B * d_);
+  OrderedPoolInputs pin;
+  pin.neighbors = onbrs_;
+  pin.weights = owts_;
+  pin.T = Tu_;
+  pin.r = orows_;
+  pin.s = oself_;
+  pin.d = d_;
+  pin.mean = pooling_ == train::Pooling::kMean;
+  std::vector<std::string> drops = SegmentNames("p" + std::to_string(k));
+  if (k > 1) {
+    auto h = SegmentNames("h" + std::to_string(k - 1));
+    drops.insert(drops.end(), h.begin(), h.end());
+  }
+  const std::string label = "pool " + std::to_string(k) + "/" + std::to_string(K_);
+  const auto t0 = Clock::now();
+  const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
+  std::uint64_t done = start_done;
+  PGRAPH_RETURN_IF_ERROR(RunSegments(
+      stage, d_,
+      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+        for (std::uint64_t b = first; b < first + n; b += B) {
+          PGRAPH_RETURN_IF_ERROR(CheckCancel());
+          const std::uint64_t nb = std::min(B, first + n - b);
+          ForRows(nb, 256, [&](const RowRange& r) {
+            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), zbuf.data() + r.begin() * d_);
+          });
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
+          done += nb;
+          Progress(label, k, done, start_done, t0, false);
+        }
+        return Status::OK();
+      },
+      drops));
+  Progress(label, k, N_, start_done, t0, true);
+  // The pooling FLOPs of the rows pooled by this call (a resume skips published segments).
+  const double flops = 2.0 * onnz_ * PooledWidth() * (N_ - start_done) / N_;
+  report_.flops += flops;
+  LayerReport& lr = report_.per_layer.back();
+  lr.pool_seconds = Since(t0);
+  lr.partitions = 1;
+  lr.range_rows = N_;
+  lr.block_rows = B;
+  lr.flops += flops;
+  return Status::OK();
+}
+
+Status Runner::AppendEmbeddings(storage::ColumnWriter* w, const std::vector<float>& z,
+                                const std::vector<std::uint16_t>& half, std::uint64_t rows) {
+  if (opt_.dtype == OutputType::kFloat16) {
+    return w->AppendValues<std::uint16_t>(std::span(half).first(rows * d_));
+  }
+  return w->AppendValues<float>(std::span(z).first(rows * d_));
+}
+
 Status Runner::RunHead() {
   const auto t0 = Clock::now();
   SegmentedColumn h;
@@ -750,7 +1064,13 @@ Status Runner::RunHead() {
   const std::uint64_t head_writer = std::min(N_ * d_ * esize, kStoreWriteBatch) * 2;
   const std::uint64_t head_bytes =
       head_writer <= work_bytes_ / 2 ? work_bytes_ - head_writer : work_bytes_ / 2;
-  const std::uint64_t B = std::min({block_cap_, head_bytes / row_bytes, N_});
+  // In locality order the embeddings are computed by position into oself_ (the layers are
+  // done with it) and then written in item order; OrderedBytes() planned the block.
+  const std::uint64_t B = ordered_ ? oblock_
+                                   : std::min({block_cap_, head_bytes / row_bytes, N_});
+  if (ordered_) {
+    // The embeddings by position go where the self terms were.
+  }
   report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + head_writer);
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
@@ -771,30 +1091,46 @@ Status Runner::RunHead() {
     Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
     Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
     const bool normalize = model_.config.normalize;
-    arena_->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, nb, 1024), [&](const auto& rr) {
-        for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-          float* z = zbuf.data() + r * d_;
-          if (normalize) NormalizeRows(z, 1, d_);
-          if (!scale_w_.empty()) {  // the learned length, from h_K
-            double a = scale_w_[d_];
-            for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
-            const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
-            for (std::uint64_t c = 0; c < d_; ++c) z[c] *= len;
-          }
-          if (f16) {
-            for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
-          }
+    ForRows(nb, 1024, [&](const RowRange& rr) {
+      for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
+        float* z = zbuf.data() + r * d_;
+        if (normalize) NormalizeRows(z, 1, d_);
+        if (!scale_w_.empty()) {  // the learned length, from h_K
+          double a = scale_w_[d_];
+          for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
+          const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
+          for (std::uint64_t c = 0; c < d_; ++c) z[c] *= len;
         }
-      });
+        if (ordered_) {
+          std::memcpy(oself_ + (b + r) * d_, z, d_ * sizeof(float));
+        } else if (f16) {
+          for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
+        }
+      }
     });
-    if (f16) {
-      PGRAPH_RETURN_IF_ERROR(w->AppendValues<std::uint16_t>(std::span(half).first(nb * d_)));
-    } else {
-      PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
-    }
+    if (!ordered_) PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
     report_.flops += 4.0 * nb * d_ * d_;
     Progress("head", 0, b + nb, 0, t0, false);
+  }
+  const std::uint64_t BO = ordered_ ? oout_rows_ : 0;
+  if (ordered_) {
+    zbuf.resize(BO * d_);
+    half.resize(f16 ? BO * d_ : 0);
+  }
+  for (std::uint64_t b = 0; ordered_ && b < N_; b += BO) {  // back to item order
+    PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    const std::uint64_t nb = std::min(BO, N_ - b);
+    ForRows(nb, 1024, [&](const RowRange& rr) {
+      for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
+        const float* z = oself_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
+        if (f16) {
+          for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
+        } else {
+          std::memcpy(zbuf.data() + r * d_, z, d_ * sizeof(float));
+        }
+      }
+    });
+    PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
   }
   PGRAPH_RETURN_IF_ERROR(Stop("segment:head:0"));
   if (!opt_.keep_intermediates) {
@@ -841,6 +1177,10 @@ Result<InferReport> Runner::Run() {
     torch::NoGradGuard no_grad;
     for (std::uint32_t k = 1; k <= K_; ++k) {
       if (state_.stage > 2 * (k - 1) + 1) continue;
+      if (ordered_) {
+        PGRAPH_RETURN_IF_ERROR(RunOrderedLayer(k));
+        continue;
+      }
       PGRAPH_ASSIGN_OR_RETURN(PoolPlan plan, PlanPool(k));
       if (!plan.in_memory) {
         if (state_.stage == 2 * (k - 1) + 1 && !HasProjections(k)) {
@@ -866,6 +1206,14 @@ Result<OutputType> ParseOutputType(std::string_view s) {
   if (s == "float16" || s == "f16") return OutputType::kFloat16;
   return Status::InvalidArgument("unknown dtype '" + std::string(s) +
                                  "' (expected float32 or float16)");
+}
+
+Result<LocalityMode> ParseLocalityMode(std::string_view s) {
+  if (s == "auto") return LocalityMode::kAuto;
+  if (s == "on") return LocalityMode::kOn;
+  if (s == "off") return LocalityMode::kOff;
+  return Status::InvalidArgument("unknown --locality-order '" + std::string(s) +
+                                 "' (expected auto, on or off)");
 }
 
 Result<InferReport> Infer(const InferOptions& options) {

@@ -23,6 +23,15 @@
 // later; see InferOptions::model_store) have no learned id row: their id part is zero, so
 // with id embeddings off (the default) inference is fully inductive.
 //
+// Locality order: when pooling is linear and everything a layer holds fits the budget, the
+// layers run in a locality order of the items (infer/locality_order.h: items whose
+// neighbourhoods overlap get nearby positions). The rows of (a) are then laid out, and the
+// items of (b) visited, in that order, so the gathers of (b) mostly hit rows that nearby
+// items just brought into cache instead of missing it at random over the whole layer; the
+// intermediate infer.h{k} segments hold their rows in that order, and the head writes
+// `embedding` back in item order. Same values as item order (the same float operations per
+// item); only the memory access pattern changes.
+//
 // Out of core: when the rows of (a) fit the working budget they are computed into memory
 // and never stored. Otherwise (a) writes them as column segments infer.p{k}.NNNNN and (b)
 // partitions neighbour ids into ranges that fit, making one pass per range for each block
@@ -59,6 +68,13 @@ enum class OutputType { kFloat32, kFloat16 };
 // "float32" | "f32" | "float16" | "f16". InvalidArgument otherwise.
 Result<OutputType> ParseOutputType(std::string_view s);
 
+// Whether layers run in a locality order (see above). auto: when the rows one layer gathers
+// exceed what caches hold (8 MiB) and the ordered plan fits the budget; on: whenever it fits
+// (small stores too: tests); off: item order always.
+enum class LocalityMode { kAuto, kOn, kOff };
+// "auto" | "on" | "off". InvalidArgument otherwise.
+Result<LocalityMode> ParseLocalityMode(std::string_view s);
+
 // What the progress callback sees, once per block of rows (and once at each stage's end).
 struct StageProgress {
   std::string stage;              // "project 1/2", "pool 1/2", "head"
@@ -83,6 +99,7 @@ struct InferOptions {
   bool resume = false;             // continue a killed run (else: start from layer 1)
   bool keep_intermediates = false; // keep infer.p*/infer.h* columns after publishing
   bool build_index = true;         // rebuild the LSH index after publishing (if ann linked)
+  LocalityMode locality = LocalityMode::kAuto;
   // Rows per block (one GEMM, one pooling task set); 0: 65536, reduced to fit the budget.
   std::uint64_t block_rows = 0;
   // Rows per published segment of intermediates (the resume granularity); 0: 1 << 20.
@@ -121,6 +138,12 @@ struct InferReport {
   std::string index_note;              // why no index was built, when it was not
   std::string device;
   std::uint64_t peak_working_bytes = 0;  // largest working set planned (excl. the cache)
+  bool locality_order = false;         // the layers ran in a locality order
+  std::string layout_note;             // why they did not, when they did not
+  double order_seconds = 0;            // reading the neighbour lists and ordering them
+  // Of the neighbour entries of a sample of items: the share whose position lies within 4096
+  // positions of their item's (item order on random ids: about 8192 / items).
+  double locality_share = 0;
 };
 
 // Runs inference over every item of options.store_dir and publishes `embedding`.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -87,7 +88,93 @@ void PoolMax(const PoolInputs& in, std::uint64_t begin, std::uint64_t end, float
   }
 }
 
+// Entries ahead of the summation whose rows the ordered kernel prefetches: further than
+// PoolLinear's, since most of its rows are cache hits and go by quickly; the misses among
+// them need as much warning.
+constexpr std::uint32_t kOrderedAhead = 16;
+
+// The ordered kernel for a width known at compile time (D > 0: the pooled row stays in
+// registers) or given at run time (D == 0). Inlined into each ISA clone below.
+template <std::uint32_t D>
+__attribute__((always_inline)) inline void PoolActivateOrderedBody(
+    const OrderedPoolInputs& in, std::uint64_t begin, std::uint64_t end, float* out) {
+  const std::uint32_t T = in.T, d = D > 0 ? D : in.d;
+  const std::uint64_t end_e = end * T;
+  constexpr std::uint32_t kStack = D > 0 ? D : 1;
+  float stack_acc[kStack];
+  for (std::uint64_t e = begin * T; e < std::min<std::uint64_t>(begin * T + kOrderedAhead, end_e);
+       ++e) {
+    const NodeId v = in.neighbors[e];
+    if (v != kInvalidNode) PrefetchRow(in.r + static_cast<std::uint64_t>(v) * d, d);
+  }
+  for (std::uint64_t i = begin; i < end; ++i) {
+    float* __restrict o = out + (i - begin) * d;
+    float* __restrict a = D > 0 ? stack_acc : o;
+    for (std::uint32_t c = 0; c < d; ++c) a[c] = 0.0f;
+    float count = 0;
+    for (std::uint32_t t = 0; t < T; ++t) {
+      const std::uint64_t e = i * T + t;
+      if (e + kOrderedAhead < end_e) {
+        const NodeId ahead = in.neighbors[e + kOrderedAhead];
+        if (ahead != kInvalidNode) PrefetchRow(in.r + static_cast<std::uint64_t>(ahead) * d, d);
+      }
+      const NodeId v = in.neighbors[e];
+      if (v == kInvalidNode) continue;
+      const float* __restrict rv = in.r + static_cast<std::uint64_t>(v) * d;
+      const float wt = in.mean ? 1.0f : in.weights[e];
+      for (std::uint32_t c = 0; c < d; ++c) a[c] += wt * rv[c];
+      count += 1;
+    }
+    if (in.mean && count > 0) {
+      for (std::uint32_t c = 0; c < d; ++c) a[c] /= count;
+    }
+    const float* __restrict s = in.s + i * d;
+    double ss = 0;
+    for (std::uint32_t c = 0; c < d; ++c) {
+      a[c] = std::max(s[c] + a[c], 0.0f);
+      ss += static_cast<double>(a[c]) * a[c];
+    }
+    const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+    for (std::uint32_t c = 0; c < d; ++c) o[c] = a[c] * inv;
+  }
+}
+
+PGRAPH_VECTOR_CLONES
+void PoolActivateOrdered32(const OrderedPoolInputs& in, std::uint64_t b, std::uint64_t e,
+                           float* out) {
+  PoolActivateOrderedBody<32>(in, b, e, out);
+}
+PGRAPH_VECTOR_CLONES
+void PoolActivateOrdered64(const OrderedPoolInputs& in, std::uint64_t b, std::uint64_t e,
+                           float* out) {
+  PoolActivateOrderedBody<64>(in, b, e, out);
+}
+PGRAPH_VECTOR_CLONES
+void PoolActivateOrdered128(const OrderedPoolInputs& in, std::uint64_t b, std::uint64_t e,
+                            float* out) {
+  PoolActivateOrderedBody<128>(in, b, e, out);
+}
+PGRAPH_VECTOR_CLONES
+void PoolActivateOrderedAny(const OrderedPoolInputs& in, std::uint64_t b, std::uint64_t e,
+                            float* out) {
+  PoolActivateOrderedBody<0>(in, b, e, out);
+}
+
 }  // namespace
+
+void PoolActivateOrdered(const OrderedPoolInputs& in, std::uint64_t begin, std::uint64_t end,
+                         float* out) {
+  switch (in.d) {
+    case 32:
+      return PoolActivateOrdered32(in, begin, end, out);
+    case 64:
+      return PoolActivateOrdered64(in, begin, end, out);
+    case 128:
+      return PoolActivateOrdered128(in, begin, end, out);
+    default:
+      return PoolActivateOrderedAny(in, begin, end, out);
+  }
+}
 
 void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t begin,
                    std::uint64_t end, float* acc, std::uint64_t stride, float* count) {

@@ -15,6 +15,7 @@ namespace {
 
 struct InferArgs {
   std::string store, model_store, memory_budget = "512M", device = "cpu", dtype = "float32";
+  std::string locality = "auto";
   int threads = 0;
   bool resume = false, keep = false, no_index = false, quiet = false;
   std::uint64_t block_rows = 0, segment_rows = 0;
@@ -34,6 +35,10 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_flag("--resume", a->resume, "Continue a killed run from its last published segment");
   app->add_flag("--keep-intermediates", a->keep, "Keep the infer.p*/infer.h* columns");
   app->add_flag("--no-index", a->no_index, "Do not rebuild the LSH index afterwards");
+  app->add_option("--locality-order", a->locality,
+                  "auto | on | off: run the layers in an order that keeps neighbours together "
+                  "(faster pooling; same embeddings). auto: when a layer's rows exceed the "
+                  "caches and the budget holds the ordered plan");
   app->add_option("--block-rows", a->block_rows, "Rows per GEMM block (0: auto)");
   app->add_option("--segment-rows", a->segment_rows, "Rows per resumable segment (0: 1M)");
   app->add_flag("--quiet", a->quiet, "No progress output");
@@ -49,6 +54,7 @@ std::function<Status()> Setup(CLI::App* app) {
     o.keep_intermediates = a->keep;
     o.build_index = !a->no_index;
     o.block_rows = a->block_rows;
+    PGRAPH_ASSIGN_OR_RETURN(o.locality, infer::ParseLocalityMode(a->locality));
     o.segment_rows = a->segment_rows;
     std::unique_ptr<Progress> progress;
     std::string stage;
@@ -76,6 +82,13 @@ std::function<Status()> Setup(CLI::App* app) {
                    rep.device.c_str(), rep.seconds,
                    rep.seconds > 0 ? rep.flops / rep.seconds / 1e9 : 0.0,
                    rep.resumed ? (" resumed from " + rep.resumed_from).c_str() : "");
+      if (rep.locality_order) {
+        std::fprintf(stderr,
+                     "  locality order: %.2f s; %.0f%% of neighbours within 4096 positions\n",
+                     rep.order_seconds, 100.0 * rep.locality_share);
+      } else {
+        std::fprintf(stderr, "  item order (%s)\n", rep.layout_note.c_str());
+      }
       for (const auto& l : rep.per_layer) {
         std::fprintf(stderr,
                      "  layer %u: project %.2f s, pool %.2f s, %llu neighbour range(s), "

@@ -9,6 +9,7 @@
 //
 //   infer_bench [--items 1000000] [--T 50] [--features 64] [--hidden 128] [--dim 64]
 //               [--threads 0] [--naive-sample 100] [--budget 2G] [--dir /tmp/infer_bench]
+//               [--keep 1]   (leave the stores in --dir)
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -37,6 +38,12 @@ struct Args {
   std::uint32_t naive_sample = 100;
   std::string budget = "2G";
   std::string dir = "/tmp/infer_bench";
+  // Existing walked stores (N items, then N/4) instead of generated ones, e.g. of
+  // `pgraph generate`: their features and walk.* columns are used, a random checkpoint is
+  // written into them, and they are kept.
+  std::string store_n, store_quarter;
+  std::string locality = "auto";
+  bool keep = false;  // keep the generated stores (to profile `pgraph infer` on them)
 };
 
 double Now() {
@@ -93,8 +100,10 @@ void MakeStore(const std::string& dir, const Args& a, std::uint64_t n) {
   (*up)->SetCount("feature_dim", a.F);
   Die((*up)->Publish(), "publish");
   Die(store->Seal(), "seal");
-  store.reset();
+}
 
+// A randomly initialised model as the latest checkpoint of the store at `dir` (n items).
+void WriteCheckpoint(const std::string& dir, const Args& a, std::uint64_t n) {
   train::ModelConfig c;
   c.layers = a.layers;
   c.dim = a.dim;
@@ -130,9 +139,13 @@ void MakeStore(const std::string& dir, const Args& a, std::uint64_t n) {
   Die((*up2)->Publish(), "publish");
 }
 
-infer::InferReport RunInfer(const std::string& dir, const Args& a) {
+infer::InferReport RunInfer(const std::string& dir, const Args& a,
+                            const std::string& locality) {
   infer::InferOptions o;
   o.store_dir = dir;
+  auto mode = infer::ParseLocalityMode(locality);
+  Die(mode.status(), "--locality");
+  o.locality = *mode;
   o.threads = a.threads;
   o.build_index = false;
   auto b = storage::ParseByteSize(a.budget);
@@ -158,25 +171,64 @@ int main(int argc, char** argv) {
     else if (k == "--naive-sample") a.naive_sample = static_cast<std::uint32_t>(std::stoul(v));
     else if (k == "--budget") a.budget = v;
     else if (k == "--dir") a.dir = v;
+    else if (k == "--keep") a.keep = v == "1" || v == "yes";
+    else if (k == "--stores") {
+      const auto comma = v.find(',');
+      if (comma == std::string::npos) {
+        std::fprintf(stderr, "--stores takes N_DIR,QUARTER_DIR\n");
+        return 2;
+      }
+      a.store_n = v.substr(0, comma);
+      a.store_quarter = v.substr(comma + 1);
+    } else if (k == "--locality") a.locality = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
   }
   if (a.threads == 0) a.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::filesystem::create_directories(a.dir);
-  const std::string big = a.dir + "/n", small = a.dir + "/quarter";
-  std::printf("infer_bench: K=%u T=%u F=%u m=%u d=%u threads=%d budget=%s\n", a.layers, a.T, a.F,
-              a.hidden, a.dim, a.threads, a.budget.c_str());
+  const bool given = !a.store_n.empty();
+  const std::string big = given ? a.store_n : a.dir + "/n";
+  const std::string small = given ? a.store_quarter : a.dir + "/quarter";
   double t = Now();
-  MakeStore(small, a, a.items / 4);
-  MakeStore(big, a, a.items);
-  std::printf("generated stores (%llu and %llu items) in %.1f s\n",
-              static_cast<unsigned long long>(a.items / 4),
-              static_cast<unsigned long long>(a.items), Now() - t);
+  if (given) {
+    // The stores' own sizes: N, T and F come from them.
+    std::uint64_t n[2];
+    for (int i = 0; i < 2; ++i) {
+      storage::StoreOptions so;
+      so.read_only = true;
+      auto st = storage::Store::Open(i == 0 ? big : small, so);
+      Die(st.status(), "open --stores");
+      auto nbrs = (*st)->OpenColumn(storage::columns::kWalkNeighbors);
+      Die(nbrs.status(), "walk.neighbors");
+      n[i] = (*st)->num_items();
+      a.T = (*nbrs)->info().width;
+      a.F = static_cast<std::uint32_t>((*st)->count("feature_dim"));
+    }
+    a.items = n[0];
+    WriteCheckpoint(big, a, n[0]);
+    WriteCheckpoint(small, a, n[1]);
+    std::printf("stores %s (%llu items) and %s (%llu items), T=%u, F=%u\n", big.c_str(),
+                static_cast<unsigned long long>(n[0]), small.c_str(),
+                static_cast<unsigned long long>(n[1]), a.T, a.F);
+  } else {
+    std::filesystem::create_directories(a.dir);
+    MakeStore(small, a, a.items / 4);
+    WriteCheckpoint(small, a, a.items / 4);
+    MakeStore(big, a, a.items);
+    WriteCheckpoint(big, a, a.items);
+    std::printf("generated stores (%llu and %llu items, uniform random neighbours) in %.1f s\n",
+                static_cast<unsigned long long>(a.items / 4),
+                static_cast<unsigned long long>(a.items), Now() - t);
+  }
+  std::printf("infer_bench: K=%u T=%u F=%u m=%u d=%u threads=%d budget=%s locality=%s\n",
+              a.layers, a.T, a.F, a.hidden, a.dim, a.threads, a.budget.c_str(),
+              a.locality.c_str());
 
-  auto rs = RunInfer(small, a);
-  auto rb = RunInfer(big, a);
+  // Item order first, then the requested layout: the ratio of the two is the locality gain.
+  auto ri = RunInfer(big, a, "off");
+  auto rs = RunInfer(small, a, a.locality);
+  auto rb = RunInfer(big, a, a.locality);
   auto line = [](const char* name, const infer::InferReport& r) {
     std::printf("%-10s items %9llu  total %7.2f s  %8.0f items/s  %.2f GFLOP/s\n", name,
                 static_cast<unsigned long long>(r.items), r.seconds, r.items / r.seconds,
@@ -188,10 +240,18 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(l.block_rows));
     }
     std::printf("           head %.2f s\n", r.head_seconds);
+    if (r.locality_order) {
+      std::printf("           locality order %.2f s (%.0f%% of neighbours within 4096 positions)\n",
+                  r.order_seconds, 100.0 * r.locality_share);
+    } else {
+      std::printf("           item order: %s\n", r.layout_note.c_str());
+    }
   };
+  line("N, item order", ri);
   line("N/4", rs);
   line("N", rb);
   std::printf("linear growth: time(N) / time(N/4) = %.2f (goal <= 4.5)\n", rb.seconds / rs.seconds);
+  std::printf("layout: item order / %s = %.2fx\n", a.locality.c_str(), ri.seconds / rb.seconds);
 
   // Naive per-node Algorithm 2 on a sample, extrapolated to every item.
   {
@@ -249,6 +309,6 @@ int main(int argc, char** argv) {
               "%.2f s (%.2f + %.2f); inference %.2f s = %.0f%% of the bound\n",
               bound, gemm_flops / *gemm, gathered / *gather, rb.seconds,
               100.0 * bound / rb.seconds);
-  std::filesystem::remove_all(a.dir);
+  if (!a.keep && !given) std::filesystem::remove_all(a.dir);
   return 0;
 }
