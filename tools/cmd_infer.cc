@@ -8,6 +8,7 @@
 #include "infer/infer.h"
 #include "storage/store.h"
 #include "tools/command.h"
+#include "tools/lib/json.h"
 #include "tools/lib/progress.h"
 
 namespace pgraph::tools {
@@ -17,9 +18,35 @@ struct InferArgs {
   std::string store, model_store, memory_budget = "512M", device = "cpu", dtype = "float32";
   std::string locality = "auto";
   int threads = 0;
-  bool resume = false, keep = false, no_index = false, quiet = false;
+  bool resume = false, keep = false, no_index = false, quiet = false, json = false;
   std::uint64_t block_rows = 0, segment_rows = 0;
 };
+
+void PrintJson(const std::string& store, const infer::InferReport& r) {
+  std::string layers;
+  for (const auto& l : r.per_layer) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"layer\": %u, \"project_seconds\": %.3f, \"pool_seconds\": %.3f, "
+                  "\"partitions\": %llu, \"block_rows\": %llu}",
+                  layers.empty() ? "" : ", ", l.layer, l.project_seconds, l.pool_seconds,
+                  static_cast<unsigned long long>(l.partitions),
+                  static_cast<unsigned long long>(l.block_rows));
+    layers += buf;
+  }
+  std::printf(
+      "{\"store\": \"%s\", \"items\": %llu, \"dim\": %u, \"layers\": [%s], "
+      "\"device\": \"%s\", \"seconds\": %.3f, \"head_seconds\": %.3f, \"gflops\": %.3f, "
+      "\"locality_order\": %s, \"layout_note\": \"%s\", \"order_seconds\": %.3f, "
+      "\"locality_share\": %.4f, \"resumed\": %s, \"resumed_from\": \"%s\", "
+      "\"new_items\": %llu, \"index_built\": %s, \"peak_working_bytes\": %llu}\n",
+      JsonEscape(store).c_str(), static_cast<unsigned long long>(r.items), r.dim, layers.c_str(),
+      JsonEscape(r.device).c_str(), r.seconds, r.head_seconds, r.flops / 1e9,
+      r.locality_order ? "true" : "false", JsonEscape(r.layout_note).c_str(), r.order_seconds,
+      r.locality_share, r.resumed ? "true" : "false", JsonEscape(r.resumed_from).c_str(),
+      static_cast<unsigned long long>(r.new_items), r.index_built ? "true" : "false",
+      static_cast<unsigned long long>(r.peak_working_bytes));
+}
 
 std::function<Status()> Setup(CLI::App* app) {
   auto a = std::make_shared<InferArgs>();
@@ -42,6 +69,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--block-rows", a->block_rows, "Rows per GEMM block (0: auto)");
   app->add_option("--segment-rows", a->segment_rows, "Rows per resumable segment (0: 1M)");
   app->add_flag("--quiet", a->quiet, "No progress output");
+  app->add_flag("--json", a->json, "Print the report as one JSON object on stdout");
   return [a]() -> Status {
     infer::InferOptions o;
     o.store_dir = a->store;
@@ -75,6 +103,7 @@ std::function<Status()> Setup(CLI::App* app) {
     auto r = infer::Infer(o);
     if (progress) progress->Finish();
     if (!r.ok()) return r.status();
+    if (a->json) PrintJson(a->store, *r);
     if (!a->quiet) {
       const infer::InferReport& rep = *r;
       std::fprintf(stderr, "infer: %llu items, d=%u, K=%u on %s in %.2f s (%.2f GFLOP/s)%s\n",

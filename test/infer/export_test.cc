@@ -2,6 +2,7 @@
 // `pgraph export --what embedding --format npy|tsv`, read back by a small .npy reader.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -129,6 +130,27 @@ TEST_CASE("pgraph export --what embedding round-trips through npy and tsv", "[ex
   CHECK(s.Run("export --store " + s.dir + " --what embedding --format csv --out " + npy, &out) ==
         2);
   CHECK(s.Run("infer --store " + s.dir + " --dtype int8", &out) == 2);
+  CHECK(s.Run("infer --store " + s.dir + " --locality-order sometimes", &out) == 2);
+  CHECK(out.find("--locality-order") != std::string::npos);
+}
+
+TEST_CASE("pgraph infer --json reports the run, --locality-order on orders it", "[export]") {
+  CliStore s;
+  std::string out;
+  REQUIRE(pgraph::test::RunCommand(std::string(PGRAPH_BINARY) + " infer --quiet --no-index --json "
+                                       "--locality-order on --store " + s.dir,
+                                   &out) == 0);
+  INFO(out);
+  CHECK(out.rfind("{\"store\": ", 0) == 0);
+  CHECK(out.find("\"items\": " + std::to_string(s.g.items)) != std::string::npos);
+  CHECK(out.find("\"locality_order\": true") != std::string::npos);
+  CHECK(out.find("{\"layer\": 2, ") != std::string::npos);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);  // one line, nothing else on stdout
+  REQUIRE(pgraph::test::RunCommand(std::string(PGRAPH_BINARY) + " infer --quiet --no-index --json "
+                                       "--locality-order off --store " + s.dir,
+                                   &out) == 0);
+  CHECK(out.find("\"locality_order\": false, \"layout_note\": \"--locality-order off\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("pgraph infer --resume after SIGKILL at a stop point", "[export][slow]") {
