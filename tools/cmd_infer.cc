@@ -8,6 +8,7 @@
 #include "infer/infer.h"
 #include "storage/store.h"
 #include "tools/command.h"
+#include "tools/torch_commands.h"
 #include "tools/lib/json.h"
 #include "tools/lib/progress.h"
 
@@ -138,6 +139,5 @@ std::function<Status()> Setup(CLI::App* app) {
 }
 
 }  // namespace
-PGRAPH_COMMAND(infer_cmd, "infer",
-               "Embed every item layer by layer with the latest checkpoint (out of core)", Setup);
+PGRAPH_COMMAND(infer_cmd, "infer", kInferDescription, Setup);
 }  // namespace pgraph::tools

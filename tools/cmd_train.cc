@@ -17,6 +17,7 @@
 
 #include "storage/store.h"
 #include "tools/command.h"
+#include "tools/torch_commands.h"
 #include "tools/lib/progress.h"
 #include "train/trainer.h"
 
@@ -239,8 +240,6 @@ std::function<Status()> SetupTrain(CLI::App* app) {
 
 }  // namespace
 
-PGRAPH_COMMAND(train, "train",
-               "Train the PinSage model on a walked store; checkpoints go into the store",
-               SetupTrain);
+PGRAPH_COMMAND(train, "train", kTrainDescription, SetupTrain);
 
 }  // namespace pgraph::tools

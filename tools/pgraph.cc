@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tools/command.h"
+#include "tools/torch_commands.h"
 
 namespace pgraph::tools {
 
@@ -41,6 +42,7 @@ int ConfigureThreads(int threads) {
 
 int main(int argc, char** argv) {
   using namespace pgraph::tools;
+  if (ForwardToTorchBinary(argc, argv)) return 1;
   CLI::App app{"pgraph: PinSage item embeddings from a graph kept on disk"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pgraph 0.1");

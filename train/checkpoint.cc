@@ -3,7 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <sstream>
+
+#include "storage/store.h"
+#include "train/trainer.h"
 
 namespace pgraph::train {
 namespace {
@@ -292,6 +296,21 @@ Result<ModelParameters> ParseParameters(std::span<const std::byte> blob) {
     p.arrays[name] = std::move(a);
   }
   return p;
+}
+
+// Here, beside ParseConfig, and not in store_io.cc: torch-free callers (pgraph eval) link
+// this unit without the trainer's.
+Result<std::optional<TrainOptions>> LoadTrainedOptions(const storage::Store& store) {
+  auto config = store.GetMeta("train.config");
+  if (!config.ok()) {
+    if (config.status().IsNotFound()) return std::optional<TrainOptions>();
+    return config.status();
+  }
+  ModelConfig model;
+  TrainOptions options;
+  Status s = ParseConfig(*config, &model, &options);
+  if (!s.ok()) return s.WithContext(store.dir() + ": meta train.config");
+  return std::optional<TrainOptions>(std::move(options));
 }
 
 }  // namespace pgraph::train

@@ -288,19 +288,6 @@ Result<TrainReport> Train(const TrainOptions& options) {
   return TrainOnData(data, options);
 }
 
-Result<std::optional<TrainOptions>> LoadTrainedOptions(const storage::Store& store) {
-  auto config = store.GetMeta("train.config");
-  if (!config.ok()) {
-    if (config.status().IsNotFound()) return std::optional<TrainOptions>();
-    return config.status();
-  }
-  ModelConfig model;
-  TrainOptions options;
-  Status s = ParseConfig(*config, &model, &options);
-  if (!s.ok()) return s.WithContext(store.dir() + ": meta train.config");
-  return std::optional<TrainOptions>(std::move(options));
-}
-
 Result<ModelParameters> LoadLatestParameters(const storage::Store& store) {
   if (!store.HasColumn(kCheckpointColumn)) {
     return Status::NotFound("no checkpoint in " + store.dir() + " (run `pgraph train` first)");
