@@ -219,6 +219,15 @@ class Runner {
     if (s >= 2 * K_) return "head";
     return (s % 2 == 0 ? "p" : "h") + std::to_string(s / 2 + 1);
   }
+  // What the last segment of layer k's pooling drops: its stage (a) rows and h^(k-1).
+  std::vector<std::string> PooledDrops(std::uint32_t k) const {
+    std::vector<std::string> drops = SegmentNames("p" + std::to_string(k));
+    if (k > 1) {
+      auto h = SegmentNames("h" + std::to_string(k - 1));
+      drops.insert(drops.end(), h.begin(), h.end());
+    }
+    return drops;
+  }
   std::vector<std::string> SegmentNames(const std::string& stage) const {
     std::vector<std::string> out;
     for (std::uint64_t j = 0; j * seg_rows_ < N_; ++j) out.push_back(SegmentName(stage, j));
@@ -706,11 +715,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   std::uint64_t done = start_done;
   double pool_flops = 0;
 
-  std::vector<std::string> drops = SegmentNames("p" + std::to_string(k));
-  if (k > 1) {
-    auto h = SegmentNames("h" + std::to_string(k - 1));
-    drops.insert(drops.end(), h.begin(), h.end());
-  }
+  const std::vector<std::string> drops = PooledDrops(k);
   const std::uint32_t Tu = Tu_;
   const train::Pooling pooling = pooling_;
   const bool add_pooled = linear_pool_;  // z = ReLU(W_self h + w + pooled), no concat
@@ -1007,11 +1012,7 @@ Status Runner::RunOrderedLayer(std::uint32_t k) {
   pin.s = oself_;
   pin.d = d_;
   pin.mean = pooling_ == train::Pooling::kMean;
-  std::vector<std::string> drops = SegmentNames("p" + std::to_string(k));
-  if (k > 1) {
-    auto h = SegmentNames("h" + std::to_string(k - 1));
-    drops.insert(drops.end(), h.begin(), h.end());
-  }
+  const std::vector<std::string> drops = PooledDrops(k);
   const std::string label = "pool " + std::to_string(k) + "/" + std::to_string(K_);
   const auto t0 = Clock::now();
   const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/infer.h"
 #include "storage/store.h"
 #include "test/support/temp_dir.h"
 #include "train/checkpoint.h"
@@ -231,5 +232,26 @@ inline std::vector<NodeId> AllItems(std::uint32_t n) {
   for (std::uint32_t i = 0; i < n; ++i) v[i] = i;
   return v;
 }
+
+// A store in a temporary directory with graph `g` and a random model as its checkpoint, and
+// the options most tests infer it with.
+struct StoreWithModel {
+  pgraph::test::TempDir tmp;
+  std::string dir = tmp.Sub("store");
+  GraphData g;
+  train::PinSageModel model{nullptr};
+  StoreWithModel(const GraphSpec& gs, const ModelSpec& ms) : g(MakeGraph(gs)) {
+    WriteStore(dir, g, tmp.path());
+    model = MakeModel(ms, g.items, g.feature_dim, g.width);
+    WriteCheckpoint(dir, *model);
+  }
+  InferOptions Options() const {
+    InferOptions o;
+    o.store_dir = dir;
+    o.threads = 2;
+    o.memory_budget = 64ull << 20;
+    return o;
+  }
+};
 
 }  // namespace pgraph::infer::testing

@@ -19,24 +19,7 @@ using testing::MakeGraph;
 using testing::MaxAbsDiff;
 using testing::ModelSpec;
 
-struct Setup {
-  pgraph::test::TempDir tmp;
-  std::string dir = tmp.Sub("store");
-  GraphData g;
-  train::PinSageModel model{nullptr};
-  Setup(const GraphSpec& gs, const ModelSpec& ms) : g(MakeGraph(gs)) {
-    testing::WriteStore(dir, g, tmp.path());
-    model = testing::MakeModel(ms, g.items, g.feature_dim, g.width);
-    testing::WriteCheckpoint(dir, *model);
-  }
-  InferOptions Options() const {
-    InferOptions o;
-    o.store_dir = dir;
-    o.threads = 2;
-    o.memory_budget = 64ull << 20;
-    return o;
-  }
-};
+using Setup = testing::StoreWithModel;
 
 }  // namespace
 

@@ -90,23 +90,13 @@ Planted MakePlanted(std::uint32_t clusters, std::uint32_t size, std::uint32_t T,
   return p;
 }
 
-struct Setup {
-  pgraph::test::TempDir tmp;
-  std::string dir = tmp.Sub("store");
-  GraphData g;
-  train::PinSageModel model{nullptr};
-  Setup(const GraphSpec& gs, const ModelSpec& ms) : g(MakeGraph(gs)) {
-    testing::WriteStore(dir, g, tmp.path());
-    model = testing::MakeModel(ms, g.items, g.feature_dim, g.width);
-    testing::WriteCheckpoint(dir, *model);
-  }
+// Several GEMM blocks and segments per layer, no index, the given layout.
+struct Setup : testing::StoreWithModel {
+  using StoreWithModel::StoreWithModel;
   InferOptions Options(LocalityMode mode) const {
-    InferOptions o;
-    o.store_dir = dir;
-    o.threads = 2;
-    o.memory_budget = 64ull << 20;
-    o.block_rows = 100;      // several GEMM blocks
-    o.segment_rows = 256;    // several segments per layer
+    InferOptions o = StoreWithModel::Options();
+    o.block_rows = 100;
+    o.segment_rows = 256;
     o.build_index = false;
     o.locality = mode;
     return o;
