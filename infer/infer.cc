@@ -647,12 +647,15 @@ Status Runner::ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* 
   const auto t0 = Clock::now();
   const std::uint32_t pw = PooledWidth();
   std::vector<float> pbuf(linear_pool_ ? B * m_ : 0);
+  const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
     PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
     ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf.data(), out + b * pw);
   }
+  Progress(label, k, N_, 0, t0, true);
   const double flops = N_ * ProjectFlopsPerRow(k);
   report_.flops += flops;
   LayerReport& lr = report_.per_layer.back();
@@ -896,6 +899,7 @@ Status Runner::DecideLayout(bool allow_order) {
     const std::uint64_t B = oblock_;
     for (std::uint64_t b = 0; b < N_; b += B) {
       PGRAPH_RETURN_IF_ERROR(CheckCancel());
+      Progress("order", 0, b, 0, t0, false);  // reading the lists is most of the stage
       const std::uint64_t n = std::min(B, N_ - b);
       if (Tu_ == cols_.width) {  // the model uses whole lists: straight into place
         PGRAPH_RETURN_IF_ERROR(cols_.neighbors->ReadRows(
@@ -951,6 +955,7 @@ Status Runner::DecideLayout(bool allow_order) {
   ordered_ = true;
   report_.locality_order = true;
   report_.order_seconds = Since(t0);
+  Progress("order", 0, N_, 0, t0, true);
   report_.peak_working_bytes =
       std::max(report_.peak_working_bytes, OrderedBytes(oblock_, oout_rows_));
   return Status::OK();
@@ -969,8 +974,10 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
   std::vector<float> hbuf(B * in), pbuf(B * m_), rbuf(scatter ? B * d : 0),
       sbuf(scatter ? B * d : 0);
   const LayerWeights& lw = layers_[k - 1];
+  const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
     PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
     float* r = scatter ? rbuf.data() : orows_ + b * d;
@@ -987,6 +994,7 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
       });
     }
   }
+  Progress(label, k, N_, 0, t0, true);
   const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * in * d);
   report_.flops += flops;
   LayerReport& lr = report_.per_layer.back();

@@ -77,7 +77,7 @@ Result<LocalityMode> ParseLocalityMode(std::string_view s);
 
 // What the progress callback sees, once per block of rows (and once at each stage's end).
 struct StageProgress {
-  std::string stage;              // "project 1/2", "pool 1/2", "head"
+  std::string stage;              // "order", "project 1/2", "pool 1/2", "head"
   std::uint32_t layer = 0;        // 1-based; 0 for the head
   std::uint64_t rows_done = 0, rows_total = 0;
   double seconds = 0;             // since the stage started (this process)
