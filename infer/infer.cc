@@ -44,6 +44,9 @@ constexpr std::uint64_t kStoreWriteBatch = 64ull << 20;
 // In auto mode the locality order is used when the rows one layer gathers exceed this: below
 // it they stay in the caches whatever the order.
 constexpr std::uint64_t kLocalityMinRowBytes = 8ull << 20;
+// ... and when at least this share of the neighbours lies within 4096 positions of their
+// item in it (walk neighbourhoods of generated graphs: 0.8; random ones: 8192 / items).
+constexpr double kLocalityMinShare = 0.5;
 constexpr const char* kItemOrder = "items";
 
 // Rows of `rows` x `dim` scaled to unit length (0 rows stay 0), as the model's head does.
@@ -926,6 +929,17 @@ Status Runner::DecideLayout(bool allow_order) {
   arena_->execute([&] { lo_ = ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
   report_.locality_share =
       LocalityShare(lo_, item_nbrs, N_, Tu_, 4096, std::max<std::uint64_t>(1, N_ / 65536));
+  if (opt_.locality == LocalityMode::kAuto && report_.locality_share < kLocalityMinShare) {
+    // Neighbourhoods without clusters (random graphs): the order would not pay for itself.
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "the neighbourhoods have no locality to exploit (%.0f%% near)",
+                  100.0 * report_.locality_share);
+    report_.layout_note = buf;
+    omem_.reset();
+    lo_ = LocalityOrder{};
+    report_.order_seconds = Since(t0);
+    return Status::OK();
+  }
   // The lists by position, naming positions, into the lists region.
   onbrs_ = reinterpret_cast<NodeId*>(omem_.get() + mem.rows);
   owts_ = reinterpret_cast<float*>(omem_.get() + mem.rows + mem.lists / 2);

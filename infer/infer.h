@@ -69,8 +69,9 @@ enum class OutputType { kFloat32, kFloat16 };
 Result<OutputType> ParseOutputType(std::string_view s);
 
 // Whether layers run in a locality order (see above). auto: when the rows one layer gathers
-// exceed what caches hold (8 MiB) and the ordered plan fits the budget; on: whenever it fits
-// (small stores too: tests); off: item order always.
+// exceed what caches hold (8 MiB), the ordered plan fits the budget and the order puts at
+// least half of the neighbours within 4096 positions of their item; on: whenever it fits
+// (small stores and random graphs too: tests); off: item order always.
 enum class LocalityMode { kAuto, kOn, kOff };
 // "auto" | "on" | "off". InvalidArgument otherwise.
 Result<LocalityMode> ParseLocalityMode(std::string_view s);

@@ -223,6 +223,22 @@ TEST_CASE("inference in locality order gives the item order's embeddings", "[loc
     REQUIRE(r.ok());
     CHECK_FALSE(r->locality_order);
   }
+  SECTION("auto keeps item order for neighbourhoods without locality") {
+    GraphSpec gs;  // uniformly random neighbours; rows of 40000 x 64 floats exceed the caches
+    gs.items = 40000;
+    ModelSpec ms;
+    ms.dim = 64;
+    ms.hidden = 64;
+    Setup s(gs, ms);
+    InferOptions o = s.Options(LocalityMode::kAuto);
+    o.block_rows = 0;
+    auto r = Infer(o);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->locality_order);
+    CHECK(r->locality_share < 0.5);
+    CHECK(r->layout_note.find("no locality") != std::string::npos);
+  }
   SECTION("max pooling runs in item order") {
     ModelSpec ms;
     ms.pooling = train::Pooling::kMax;
