@@ -200,6 +200,13 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_option("--lr", o.lr, "Adam learning rate at batch 512 (scaled linearly with batch)");
   app->add_option("--lr-decay", o.lr_decay, "Learning-rate factor per epoch after warm-up");
   app->add_option("--clip-grad-norm", o.clip_grad_norm, "Clip the gradient norm (0 = off)");
+  app->add_option("--ema-decay", o.ema_decay,
+                  "Save an exponential moving average of the parameters as the model "
+                  "(Polyak averaging), decay per step in [0, 1), e.g. 0.999; 0 = off (the "
+                  "last iterate)");
+  app->add_option("--weight-decay", o.weight_decay,
+                  "Decoupled weight decay (AdamW) of the weight matrices and id embeddings, "
+                  "per unit of learning rate; 0 = off");
   app->add_option("--loss", f->loss,
                   "softmax (sampled softmax over the negatives) | margin (the paper's max-margin)");
   app->add_option("--margin", o.margin, "Max-margin Delta (--loss margin)");

@@ -164,6 +164,8 @@ std::string FormatConfig(const ModelConfig& m, const TrainOptions& o) {
     << "lr_decay=" << o.lr_decay << "\n"
     << "warmup=" << (o.warmup ? 1 : 0) << "\n"
     << "clip_grad_norm=" << o.clip_grad_norm << "\n"
+    << "ema_decay=" << o.ema_decay << "\n"
+    << "weight_decay=" << o.weight_decay << "\n"
     << "seed=" << o.seed << "\n"
     << "max_steps_per_epoch=" << o.max_steps_per_epoch << "\n";
   return s.str();
@@ -235,6 +237,8 @@ Status ParseConfig(const std::string& text, ModelConfig* m, TrainOptions* o) {
       PGRAPH_RETURN_IF_ERROR(u64(&flag));
       o->warmup = flag != 0;
     } else if (key == "clip_grad_norm") PGRAPH_RETURN_IF_ERROR(dbl(&o->clip_grad_norm));
+    else if (key == "ema_decay") PGRAPH_RETURN_IF_ERROR(dbl(&o->ema_decay));
+    else if (key == "weight_decay") PGRAPH_RETURN_IF_ERROR(dbl(&o->weight_decay));
     else if (key == "seed") PGRAPH_RETURN_IF_ERROR(u64(&o->seed));
     else if (key == "max_steps_per_epoch") PGRAPH_RETURN_IF_ERROR(u64(&o->max_steps_per_epoch));
     else return Status::InvalidArgument("train config: unknown key " + key);

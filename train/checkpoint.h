@@ -9,6 +9,8 @@
 // Meta keys: "config" (key=value lines, see FormatConfig), "epoch", "global_step".
 // Arrays: the model parameters under their public names (trainer.h, ModelParameters) and the
 // Adam moments under "adam.m/<name>" and "adam.v/<name>"; meta "adam.step" is Adam's t.
+// With TrainOptions::ema_decay the public names hold the moving average (the model that
+// inference uses) and "adam.w/<name>" the optimizer's own iterate (what --resume continues).
 
 #include <cstddef>
 #include <map>

@@ -45,6 +45,7 @@ struct Adam {
   std::vector<at::Tensor> m, v;
   std::int64_t step = 0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0;  // decoupled (AdamW), on parameters with >= 2 dimensions
 
   void Init() {
     for (auto& [name, p] : params) {
@@ -76,6 +77,7 @@ struct Adam {
       at::Tensor& p = params[j].second;
       if (!p.grad().defined()) continue;
       at::Tensor g = p.grad();
+      if (weight_decay > 0 && p.dim() >= 2) p.mul_(1.0 - lr * weight_decay);
       AdamUpdate(p, g, m[j], v[j], s);
     }
     return norm;
@@ -143,7 +145,11 @@ class Trainer {
       EpochStats stats;
       PGRAPH_RETURN_IF_ERROR(RunEpoch(epoch, &stats));
       auto tv = Clock::now();
-      PGRAPH_RETURN_IF_ERROR(Validate(&stats));
+      {
+        // Validation sees the model that is saved: the average, with ema_decay.
+        AverageSwap swap(this);
+        PGRAPH_RETURN_IF_ERROR(Validate(&stats));
+      }
       report_.time.validation += Since(tv);
       if (Cancelled()) return Status::Cancelled("training interrupted");
       if (data_.checkpoints != nullptr && opt_.checkpoint) {
@@ -162,6 +168,46 @@ class Trainer {
  private:
   bool Cancelled() const {
     return opt_.cancel != nullptr && opt_.cancel->load(std::memory_order_relaxed);
+  }
+
+  // While alive, the model holds the parameters' moving average instead of the optimizer's
+  // iterate (nothing without ema_decay); the iterate is put back on destruction.
+  class AverageSwap {
+   public:
+    explicit AverageSwap(Trainer* t) : t_(t) {
+      if (t_->ema_.empty()) return;
+      torch::NoGradGuard no_grad;
+      for (std::size_t j = 0; j < t_->adam_.params.size(); ++j) {
+        at::Tensor& p = t_->adam_.params[j].second;
+        saved_.push_back(p.detach().clone());
+        p.detach().copy_(t_->ema_[j]);
+      }
+    }
+    ~AverageSwap() {
+      torch::NoGradGuard no_grad;
+      for (std::size_t j = 0; j < saved_.size(); ++j) {
+        t_->adam_.params[j].second.detach().copy_(saved_[j]);
+      }
+    }
+    AverageSwap(const AverageSwap&) = delete;
+    AverageSwap& operator=(const AverageSwap&) = delete;
+
+   private:
+    Trainer* t_;
+    std::vector<at::Tensor> saved_;
+  };
+
+  // ema <- d ema + (1 - d) p after the optimizer's step t (1-based), d = min(ema_decay,
+  // (1 + t) / (10 + t)): early on the average follows the iterate closely instead of
+  // remembering the initialisation.
+  void UpdateAverage() {
+    if (ema_.empty()) return;
+    torch::NoGradGuard no_grad;
+    const double t = static_cast<double>(adam_.step);
+    const double d = std::min(opt_.ema_decay, (1.0 + t) / (10.0 + t));
+    for (std::size_t j = 0; j < ema_.size(); ++j) {
+      ema_[j].lerp_(adam_.params[j].second.detach(), 1.0 - d);
+    }
   }
 
   Status Setup() {
@@ -210,6 +256,12 @@ class Trainer {
     if (opt_.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
     if (!(opt_.temperature > 0)) return Status::InvalidArgument("temperature must be > 0");
     if (!(opt_.lr > 0)) return Status::InvalidArgument("lr must be > 0");
+    if (!(opt_.ema_decay >= 0 && opt_.ema_decay < 1)) {
+      return Status::InvalidArgument("ema decay must be in [0, 1)");
+    }
+    if (!(opt_.weight_decay >= 0 && std::isfinite(opt_.weight_decay))) {
+      return Status::InvalidArgument("weight decay must be >= 0");
+    }
     const std::uint32_t fdim = data_.features ? data_.features->dim() : 0;
     if (fdim == 0 && opt_.id_embedding_dim == 0) {
       return Status::InvalidArgument(
@@ -304,6 +356,7 @@ class Trainer {
     at::manual_seed(opt_.seed);
     model_ = PinSageModel(model_config_);
     adam_.params = PublicParameters(*model_);
+    adam_.weight_decay = opt_.weight_decay;
     adam_.Init();
     for (auto& [name, p] : adam_.params) report_.parameters += p.numel();
 
@@ -324,13 +377,37 @@ class Trainer {
     for (auto& mt : adam_.m) mt = mt.to(device_);
     for (auto& vt : adam_.v) vt = vt.to(device_);
     adam_.params = PublicParameters(*model_);  // after the move
+    if (opt_.ema_decay > 0) {
+      torch::NoGradGuard no_grad;
+      for (std::size_t j = 0; j < adam_.params.size(); ++j) {
+        ema_.push_back(resumed_average_.empty()
+                           ? adam_.params[j].second.detach().clone()
+                           : resumed_average_[j].to(device_));
+      }
+      resumed_average_.clear();
+    }
     return Status::OK();
   }
 
   Status RestoreCheckpoint(const CheckpointData& c) {
+    // Without averaging the public names hold the iterate; with it, the average, and the
+    // iterate is under "adam.w/<name>".
     ModelParameters params;
     for (auto& [name, a] : c.arrays) {
       if (name.rfind("adam.", 0) != 0) params.arrays[name] = a;
+    }
+    if (opt_.ema_decay > 0) {
+      for (auto& [name, p] : adam_.params) {
+        auto avg = params.arrays.find(name);
+        auto w = c.arrays.find("adam.w/" + name);
+        if (avg == params.arrays.end() || w == c.arrays.end()) {
+          return Status::Corruption("checkpoint lacks the averaged or the optimizer's " + name);
+        }
+        at::Tensor a = at::empty_like(p);
+        PGRAPH_RETURN_IF_ERROR(FromArray(avg->second, name, &a));
+        resumed_average_.push_back(std::move(a));
+        params.arrays[name] = w->second;
+      }
     }
     PGRAPH_RETURN_IF_ERROR(LoadParameters(params, model_.get()));
     for (std::size_t j = 0; j < adam_.params.size(); ++j) {
@@ -360,7 +437,12 @@ class Trainer {
     c.meta["adam.step"] = std::to_string(adam_.step);
     for (std::size_t j = 0; j < adam_.params.size(); ++j) {
       const std::string& name = adam_.params[j].first;
-      c.arrays[name] = ToArray(adam_.params[j].second);
+      if (ema_.empty()) {
+        c.arrays[name] = ToArray(adam_.params[j].second);
+      } else {
+        c.arrays[name] = ToArray(ema_[j]);
+        c.arrays["adam.w/" + name] = ToArray(adam_.params[j].second);
+      }
       c.arrays["adam.m/" + name] = ToArray(adam_.m[j]);
       c.arrays["adam.v/" + name] = ToArray(adam_.v[j]);
     }
@@ -530,6 +612,7 @@ class Trainer {
       auto t3 = Clock::now();
       const double lr = LearningRate(global_step_);
       adam_.ClipAndStep(lr, opt_.clip_grad_norm);
+      UpdateAverage();
       report_.time.optimizer += Since(t3);
       if (!std::isfinite(loss_value)) {
         return Status::Internal("loss is not finite at step " + std::to_string(global_step_) +
@@ -784,6 +867,9 @@ class Trainer {
   ModelConfig model_config_;
   PinSageModel model_{nullptr};
   Adam adam_;
+  // The parameters' moving average (ema_decay > 0), in adam_.params order; empty when off.
+  std::vector<at::Tensor> ema_;
+  std::vector<at::Tensor> resumed_average_;  // from --resume's checkpoint, until Setup ends
   std::uint64_t steps_per_epoch_ = 0, global_step_ = 0;
   std::uint32_t first_epoch_ = 1;
   double epoch_loss_ = 0, train_seconds_ = 0, wait_seconds_ = 0;

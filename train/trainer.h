@@ -248,6 +248,17 @@ struct TrainOptions {
   double lr_decay = 0.9;             // exponential decay per epoch after the warm-up epoch
   bool warmup = true;                // linear warm-up over the first epoch
   double clip_grad_norm = 0;         // 0: off
+  // Polyak averaging: keep an exponential moving average of the parameters, updated after
+  // every optimizer step with decay min(ema_decay, (1 + t) / (10 + t)) at step t (so the
+  // first steps do not average in the initialisation), and validate and save the average
+  // as the model; the optimizer's own iterate continues as before (checkpointed beside it
+  // for --resume). It smooths the step-to-step noise that a final learning rate well above
+  // zero leaves in the last iterate. 0: off (the last iterate is the model).
+  double ema_decay = 0;
+  // Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): every step multiplies each
+  // weight matrix and the id embeddings (the parameters with two or more dimensions; not the
+  // biases) by 1 - lr * weight_decay before Adam's update. 0: off (plain Adam).
+  double weight_decay = 0;
   std::uint64_t seed = 1;
   // Execution.
   int threads = 0;                   // cores to use; 0: hardware concurrency
