@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "tools/lib/eval.h"
@@ -63,7 +64,7 @@ struct EvalArgs {
   bool knn_weights = false, keep_seen = false;
   walker::PprOptions ppr;
   EvalOptions eval;
-  std::string memory_budget = "512M";
+  std::string memory_budget = "auto";
   int threads = 0;
   bool json = false, quiet = false;
 };
@@ -187,7 +188,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--seed", a->eval.seed, "Seed for tie-breaking, sampling and --max-queries");
   app->add_option("--max-queries", a->eval.max_queries,
                   "Evaluate this many queries chosen by --seed (default all)");
-  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
   app->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   app->add_flag("--json", a->json, "One JSON object per method, one per line");
   app->add_flag("--quiet", a->quiet, "No progress line");
@@ -218,7 +219,7 @@ std::function<Status()> Setup(CLI::App* app) {
 
     storage::StoreOptions so;
     so.read_only = true;
-    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     PGRAPH_ASSIGN_OR_RETURN(auto store, storage::Store::Open(a->store, so));
     PGRAPH_ASSIGN_OR_RETURN(auto graph, storage::Graph::Open(*store));
     PGRAPH_ASSIGN_OR_RETURN(auto items, storage::IdMap::Open(*store, NodeKind::kItem));

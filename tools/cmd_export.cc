@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "walker/walker.h"
@@ -64,7 +65,7 @@ class OutFile {
 };
 
 struct ExportArgs {
-  std::string store, what, format = "tsv", out, memory_budget = "512M";
+  std::string store, what, format = "tsv", out, memory_budget = "auto";
   std::string ids;  // embedding/npy: the id list (default <out>.ids.txt)
 };
 
@@ -215,7 +216,7 @@ std::function<Status()> Setup(CLI::App* app) {
                   "embedding: npy (+ id list) or tsv, `item<TAB>v1..vd`)");
   app->add_option("--ids", a->ids, "embedding/npy: id list file (default <out>.ids.txt)");
   app->add_option("--out", a->out, "Output file ('-' for stdout)")->required();
-  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
   return [a]() -> Status {
     const Exporter* ex = nullptr;
     for (const auto& e : Exporters()) {
@@ -230,7 +231,7 @@ std::function<Status()> Setup(CLI::App* app) {
     }
     storage::StoreOptions so;
     so.read_only = true;
-    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     PGRAPH_ASSIGN_OR_RETURN(auto store, storage::Store::Open(a->store, so));
     PGRAPH_ASSIGN_OR_RETURN(auto out, OutFile::Open(a->out));
     PGRAPH_RETURN_IF_ERROR(ex->run(*store, a->format, out->get()));

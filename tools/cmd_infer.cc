@@ -6,6 +6,7 @@
 #include <string>
 
 #include "infer/infer.h"
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "tools/torch_commands.h"
@@ -16,7 +17,7 @@ namespace pgraph::tools {
 namespace {
 
 struct InferArgs {
-  std::string store, model_store, memory_budget = "512M", device = "cpu", dtype = "float32";
+  std::string store, model_store, memory_budget = "auto", device = "cpu", dtype = "float32";
   std::string locality = "auto";
   int threads = 0;
   bool resume = false, keep = false, no_index = false, quiet = false, json = false;
@@ -56,7 +57,8 @@ std::function<Status()> Setup(CLI::App* app) {
                   "Take the checkpoint from this store (the one trained on) instead; items "
                   "are matched by external id, new items are embedded inductively");
   app->add_option("--memory-budget", a->memory_budget,
-                  "Working memory incl. the chunk cache, e.g. 512M, 4G (out of core beyond)");
+                  std::string("Working memory incl. the chunk cache, e.g. 512M, 4G (out of core beyond); ") +
+                      storage::kMemoryBudgetAutoHelp);
   app->add_option("--threads", a->threads, "Threads (0: all cores)");
   app->add_option("--device", a->device, "cpu | cuda | cuda:N | auto");
   app->add_option("--dtype", a->dtype, "embedding column type: float32 | float16");
@@ -75,7 +77,7 @@ std::function<Status()> Setup(CLI::App* app) {
     infer::InferOptions o;
     o.store_dir = a->store;
     o.model_store = a->model_store;
-    PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     PGRAPH_ASSIGN_OR_RETURN(o.dtype, infer::ParseOutputType(a->dtype));
     o.threads = ConfigureThreads(a->threads);
     o.device = a->device;

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 
@@ -11,7 +12,7 @@ namespace {
 
 struct IngestArgs {
   storage::IngestOptions opts;
-  std::string backend = "lmdb", compression = "zstd", memory_budget = "512M";
+  std::string backend = "lmdb", compression = "zstd", memory_budget = "auto";
   std::string delimiter, missing = "error", header = "auto", feature_dtype = "float32";
   bool json = false;
 };
@@ -31,7 +32,7 @@ std::function<Status()> Setup(CLI::App* app) {
       ->check(CLI::IsMember({"zstd", "none"}));
   app->add_option("--zstd-level", a->opts.store.zstd_level, "zstd level 1..19 (default 3)")
       ->check(CLI::Range(1, 19));
-  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
   app->add_option("--delimiter", a->delimiter, "Field delimiter: tab, comma, space (default: detect)")
       ->check(CLI::IsMember({"tab", "comma", "space", "\t", ",", " "}));
   app->add_option("--header", a->header, "auto (default), yes or no: first data line is a header")
@@ -54,7 +55,7 @@ std::function<Status()> Setup(CLI::App* app) {
     ConfigureThreads(o.threads);
     PGRAPH_ASSIGN_OR_RETURN(o.store.backend, storage::ParseBackend(a->backend));
     PGRAPH_ASSIGN_OR_RETURN(o.store.codec, storage::ParseCodec(a->compression));
-    PGRAPH_ASSIGN_OR_RETURN(o.store.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(o.store.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     if (a->delimiter == "tab" || a->delimiter == "\t") o.delimiter = '\t';
     if (a->delimiter == "comma" || a->delimiter == ",") o.delimiter = ',';
     if (a->delimiter == "space" || a->delimiter == " ") o.delimiter = ' ';

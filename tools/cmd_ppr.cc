@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "walker/walker.h"
@@ -32,7 +33,7 @@ std::string JsonString(const std::string& s) {
 }
 
 struct PprArgs {
-  std::string store, memory_budget = "512M";
+  std::string store, memory_budget = "auto";
   std::vector<std::string> items;
   walker::PprOptions opts;
   std::uint64_t k = 20;
@@ -49,7 +50,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--restart", a->opts.restart, "Restart probability, in (0, 1) (default 0.3)");
   app->add_option("--walks", a->opts.walks, "Monte-Carlo walks (default 20000)");
   app->add_option("--seed", a->opts.seed, "Random seed");
-  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
   app->add_flag("--json", a->json, "One JSON object: the query and the ranked items");
   return [a]() -> Status {
     if (!(a->opts.restart > 0 && a->opts.restart < 1)) {
@@ -58,7 +59,7 @@ std::function<Status()> Setup(CLI::App* app) {
     if (a->k < 1) return Status::InvalidArgument("--k must be >= 1");
     storage::StoreOptions so;
     so.read_only = true;
-    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     PGRAPH_ASSIGN_OR_RETURN(auto store, storage::Store::Open(a->store, so));
     PGRAPH_ASSIGN_OR_RETURN(auto graph, walker::WalkGraph::Open(*store));
     PGRAPH_ASSIGN_OR_RETURN(auto ids, storage::IdMap::Open(*store, NodeKind::kItem));

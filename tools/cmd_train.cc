@@ -15,6 +15,7 @@
 #include <string>
 #include <tuple>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "tools/torch_commands.h"
@@ -33,7 +34,7 @@ extern "C" void OnInterrupt(int) {
 
 struct TrainFlags {
   train::TrainOptions opts;
-  std::string pooling = "importance", hard = "on", memory_budget = "512M", log_json;
+  std::string pooling = "importance", hard = "on", memory_budget = "auto", log_json;
   std::string loss = "softmax", degree = "on", normalize = "on", magnitude = "on",
               in_batch = "off";
   bool no_pipeline = false, quiet = false;
@@ -65,7 +66,7 @@ Status RunTrain(TrainFlags& f) {
     *out = *value == "on";
   }
   o.pipeline = !f.no_pipeline;
-  PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseByteSize(f.memory_budget));
+  PGRAPH_ASSIGN_OR_RETURN(o.memory_budget, storage::ParseMemoryBudget(f.memory_budget));
   if (o.threads < 0) return Status::InvalidArgument("--threads must be >= 0");
   if (o.torch_threads < 0) return Status::InvalidArgument("--torch-threads must be >= 0");
   if (o.blas_threads < 0) return Status::InvalidArgument("--blas-threads must be >= 0");
@@ -235,7 +236,7 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_flag("--no-pipeline", f->no_pipeline, "Run the producer stages sequentially");
   app->add_option("--memory-budget", f->memory_budget, "Memory for the run beyond the model, e.g. 512M, 8G: half for batches "
                   "(a batch over its share runs in parts, slower, same result), the rest for "
-                  "the store's cache and samplers");
+                  "the store's cache and samplers; " + std::string(storage::kMemoryBudgetAutoHelp));
   app->add_option("--eval-k", o.eval_k, "Validation hit-rate@K");
   app->add_option("--eval-pairs", o.eval_pairs, "Held-out pairs sampled for validation");
   app->add_option("--eval-candidates", o.eval_candidates, "Candidate pool cap for validation");

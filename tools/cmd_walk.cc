@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "storage/memory_budget.h"
 #include "storage/store.h"
 #include "tools/command.h"
 #include "tools/lib/progress.h"
@@ -14,7 +15,7 @@ namespace pgraph::tools {
 namespace {
 
 struct WalkArgs {
-  std::string store, memory_budget = "512M", edge_weights = "auto";
+  std::string store, memory_budget = "auto", edge_weights = "auto";
   walker::WalkStageOptions opts;
   int threads = 0;
   bool json = false, quiet = false;
@@ -54,7 +55,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--min-visits", p.min_visits,
                   "Co-occurrence pairs need at least this many visits (default 2)");
   app->add_flag("--skip-unknown", p.skip_unknown, "Drop pairs naming unknown items (counted)");
-  app->add_option("--memory-budget", a->memory_budget, "Chunk cache budget, e.g. 512M, 4G");
+  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
   app->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   app->add_flag("--json", a->json, "Print the report as JSON");
   app->add_flag("--quiet", a->quiet, "No progress line");
@@ -68,7 +69,7 @@ std::function<Status()> Setup(CLI::App* app) {
     }
     const int threads = ConfigureThreads(a->threads);
     storage::StoreOptions so;
-    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseByteSize(a->memory_budget));
+    PGRAPH_ASSIGN_OR_RETURN(so.memory_budget, storage::ParseMemoryBudget(a->memory_budget));
     PGRAPH_ASSIGN_OR_RETURN(auto store, storage::Store::Open(a->store, so));
     Progress progress("walk", store->num_items(), "items", !a->quiet);
     a->opts.progress = [&](std::uint64_t done, std::uint64_t) { progress.Set(done); };
