@@ -9,20 +9,7 @@
 namespace pgraph::train {
 namespace {
 
-struct Fixture {
-  testing::PlantedGraph g = testing::MakePlantedGraph({});
-  InMemoryFeatures features{g.feature_dim, g.features};
-  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
-  TrainData Data(CheckpointSink* sink) const {
-    TrainData d;
-    d.features = &features;
-    d.neighborhoods = &nbrs;
-    d.train_pairs = g.train_pairs;
-    d.heldout_pairs = g.heldout_pairs;
-    d.checkpoints = sink;
-    return d;
-  }
-};
+using Fixture = testing::PlantedSources;
 
 TrainOptions Options(std::uint32_t epochs) {
   TrainOptions o;
@@ -37,15 +24,6 @@ TrainOptions Options(std::uint32_t epochs) {
   o.max_hard_negatives = 2;
   o.seed = 42;
   return o;
-}
-
-CheckpointData Latest(InMemoryCheckpoints& sink) {
-  auto blob = sink.LoadLatest();
-  REQUIRE(blob.ok());
-  REQUIRE(blob->has_value());
-  auto c = ParseCheckpoint(**blob);
-  REQUIRE(c.ok());
-  return std::move(c).value();
 }
 
 }  // namespace
@@ -69,7 +47,7 @@ TEST_CASE("resume gives the same parameters as an uninterrupted run", "[checkpoi
   CHECK(c->epochs[0].epoch == 3);
   CHECK(c->epochs[0].hard_negatives == 2);  // the curriculum continues
   CHECK(c->epochs[0].hit_rate == a->epochs[2].hit_rate);
-  CheckpointData x = Latest(full), y = Latest(parts);
+  CheckpointData x = testing::LatestCheckpoint(full), y = testing::LatestCheckpoint(parts);
   CHECK(x.meta == y.meta);
   REQUIRE(x.arrays.size() == y.arrays.size());
   for (const auto& [name, arr] : x.arrays) {

@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "storage/ids.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace pgraph::train::testing {
@@ -97,8 +100,9 @@ struct PlantedSources {
   PlantedGraph g;
   InMemoryFeatures features{g.feature_dim, g.features};
   InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
-  TrainData Data() const {
+  TrainData Data(CheckpointSink* checkpoints = nullptr) const {
     TrainData d;
+    d.checkpoints = checkpoints;
     d.features = &features;
     d.neighborhoods = &nbrs;
     d.train_pairs = g.train_pairs;
@@ -106,5 +110,15 @@ struct PlantedSources {
     return d;
   }
 };
+
+// The newest checkpoint a sink holds, parsed; fails the test if there is none.
+inline CheckpointData LatestCheckpoint(InMemoryCheckpoints& sink) {
+  auto blob = sink.LoadLatest();
+  REQUIRE(blob.ok());
+  REQUIRE(blob->has_value());
+  auto c = ParseCheckpoint(**blob);
+  REQUIRE(c.ok());
+  return std::move(c).value();
+}
 
 }  // namespace pgraph::train::testing

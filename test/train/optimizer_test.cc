@@ -15,20 +15,7 @@
 namespace pgraph::train {
 namespace {
 
-struct Fixture {
-  testing::PlantedGraph g = testing::MakePlantedGraph({});
-  InMemoryFeatures features{g.feature_dim, g.features};
-  InMemoryNeighborhoods nbrs{g.width, g.neighbors, g.weights};
-  TrainData Data(CheckpointSink* sink) const {
-    TrainData d;
-    d.features = &features;
-    d.neighborhoods = &nbrs;
-    d.train_pairs = g.train_pairs;
-    d.heldout_pairs = g.heldout_pairs;
-    d.checkpoints = sink;
-    return d;
-  }
-};
+using Fixture = testing::PlantedSources;
 
 TrainOptions Options(std::uint32_t epochs, double ema) {
   TrainOptions o;
@@ -46,15 +33,6 @@ TrainOptions Options(std::uint32_t epochs, double ema) {
   o.seed = 42;
   o.ema_decay = ema;
   return o;
-}
-
-CheckpointData Latest(InMemoryCheckpoints& sink) {
-  auto blob = sink.LoadLatest();
-  REQUIRE(blob.ok());
-  REQUIRE(blob->has_value());
-  auto c = ParseCheckpoint(**blob);
-  REQUIRE(c.ok());
-  return std::move(c).value();
 }
 
 double MaxAbsDiff(const NamedArray& a, const NamedArray& b) {
@@ -76,7 +54,7 @@ TEST_CASE("averaging saves the average and leaves the optimizer's iterates uncha
   REQUIRE(a.ok());
   auto b = TrainOnData(f.Data(&averaged), Options(2, 0.9));
   REQUIRE(b.ok());
-  CheckpointData x = Latest(plain), y = Latest(averaged);
+  CheckpointData x = testing::LatestCheckpoint(plain), y = testing::LatestCheckpoint(averaged);
   CHECK(x.meta.at("config").find("ema_decay=0\n") != std::string::npos);
   CHECK(y.meta.at("config").find("ema_decay=0.9") != std::string::npos);
   for (const auto& [name, arr] : x.arrays) {
@@ -115,7 +93,7 @@ TEST_CASE("the average is a weighted mean of past iterates, close to the last on
   InMemoryCheckpoints tiny, plain;
   REQUIRE(TrainOnData(f.Data(&plain), Options(1, 0)).ok());
   REQUIRE(TrainOnData(f.Data(&tiny), Options(1, 1e-9)).ok());
-  CheckpointData x = Latest(plain), y = Latest(tiny);
+  CheckpointData x = testing::LatestCheckpoint(plain), y = testing::LatestCheckpoint(tiny);
   for (const char* name : {"layer0.Q", "layer1.W", "G1", "G2", "id_embedding"}) {
     INFO(name);
     CHECK(MaxAbsDiff(y.arrays.at(name), x.arrays.at(name)) < 1e-6);
@@ -128,7 +106,7 @@ TEST_CASE("the average is a weighted mean of past iterates, close to the last on
   o0.lr = 1e-12;  // one negligible step: the checkpoint is (almost) the initialisation
   REQUIRE(TrainOnData(f.Data(&start), o0).ok());
   REQUIRE(TrainOnData(f.Data(&slow), Options(1, 0.99)).ok());
-  CheckpointData init = Latest(start), z = Latest(slow);
+  CheckpointData init = testing::LatestCheckpoint(start), z = testing::LatestCheckpoint(slow);
   const NamedArray& w0 = init.arrays.at("layer0.Q");
   CHECK(MaxAbsDiff(z.arrays.at("layer0.Q"), w0) < MaxAbsDiff(x.arrays.at("layer0.Q"), w0));
 }
@@ -143,7 +121,7 @@ TEST_CASE("resume continues the average and the iterate exactly", "[optimizer]")
   auto c = TrainOnData(f.Data(&parts), resume);
   REQUIRE(c.ok());
   CHECK(c->first_epoch == 3);
-  CheckpointData x = Latest(full), y = Latest(parts);
+  CheckpointData x = testing::LatestCheckpoint(full), y = testing::LatestCheckpoint(parts);
   CHECK(x.meta == y.meta);
   REQUIRE(x.arrays.size() == y.arrays.size());
   for (const auto& [name, arr] : x.arrays) {
@@ -157,7 +135,7 @@ TEST_CASE("an averaged checkpoint without the iterate does not resume", "[optimi
   Fixture f;
   InMemoryCheckpoints sink;
   REQUIRE(TrainOnData(f.Data(&sink), Options(1, 0.9)).ok());
-  CheckpointData c = Latest(sink);
+  CheckpointData c = testing::LatestCheckpoint(sink);
   c.arrays.erase("adam.w/G1");
   InMemoryCheckpoints damaged;
   REQUIRE(damaged.Save(SerializeCheckpoint(c), c.meta.at("config"), 1).ok());
@@ -207,7 +185,7 @@ TEST_CASE("weight decay shrinks the weight matrices and id embeddings", "[optimi
   auto r = TrainOnData(f.Data(&decayed), o);
   REQUIRE(r.ok());
   CHECK(r->epochs[1].mean_loss < r->epochs[0].mean_loss);  // it still learns
-  CheckpointData x = Latest(plain), y = Latest(decayed);
+  CheckpointData x = testing::LatestCheckpoint(plain), y = testing::LatestCheckpoint(decayed);
   CHECK(y.meta.at("config").find("weight_decay=20\n") != std::string::npos);
   CHECK(x.meta.at("config").find("weight_decay=0\n") != std::string::npos);
   for (const char* name : {"layer0.Q", "layer0.W", "layer1.W", "G1", "G2", "id_embedding"}) {
