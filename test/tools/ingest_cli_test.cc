@@ -50,6 +50,8 @@ TEST_CASE("bad input: message, exit code 2, no store", "[tools]") {
       {"missing feature file", "a\tx\n", nullptr, "--features nope.tsv", "file not found: 'nope.tsv'"},
       {"npy without ids", "a\tx\n", nullptr, "--features f.npy", "file not found"},
       {"full disk", "a\tx\nb\ty\n", nullptr, "", "No space left on device"},
+      {"bad memory budget", "a\tx\n", nullptr, "--memory-budget lots",
+       "bad size 'lots' (expected e.g. 512M, 4G) for --memory-budget (or auto)"},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.name) {
