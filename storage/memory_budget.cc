@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,40 @@ std::uint64_t PhysicalMemory() {
   return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
 }
 
+// Every memory limit file that may bound this process: those of its own cgroup and of each
+// ancestor (a parent's limit binds its children but shows only in the parent's file), for
+// v2 ("0::/path" in /proc/self/cgroup, mounted at /sys/fs/cgroup or, hybrid, at
+// /sys/fs/cgroup/unified) and v1 ("N:memory:/path"); a container sees its own cgroup as the
+// root of the mount.
 }  // namespace
+
+std::vector<std::string> CgroupLimitFiles(std::string_view proc_self_cgroup) {
+  std::vector<std::string> files;
+  auto add_ancestry = [&](const std::string& path, const std::vector<std::string>& mounts,
+                          const char* file) {
+    std::string prefix;
+    std::size_t from = 1;
+    while (from < path.size()) {
+      std::size_t slash = path.find('/', from);
+      if (slash == std::string::npos) slash = path.size();
+      prefix += path.substr(from - 1, slash - from + 1);
+      for (const std::string& m : mounts) files.push_back(m + prefix + "/" + file);
+      from = slash + 1;
+    }
+  };
+  std::istringstream in{std::string(proc_self_cgroup)};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) {
+      add_ancestry(line.substr(3), {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}, "memory.max");
+    } else if (const std::size_t at = line.find(":memory:"); at != std::string::npos) {
+      add_ancestry(line.substr(at + 8), {"/sys/fs/cgroup/memory"}, "memory.limit_in_bytes");
+    }
+  }
+  files.push_back("/sys/fs/cgroup/memory.max");
+  files.push_back("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+  return files;
+}
 
 std::uint64_t MemoryBudgetFor(std::uint64_t physical_bytes,
                               std::optional<std::uint64_t> cgroup_limit_bytes) {
@@ -50,31 +85,11 @@ std::uint64_t MemoryBudgetFor(std::uint64_t physical_bytes,
   return std::max(kMinDefaultMemoryBudget, usable / 4);
 }
 
-// Every memory limit file that may bound this process: its own cgroup's (v2 "0::/path", or
-// v1's "N:memory:/path" line of /proc/self/cgroup) and the mount roots (a container sees its
-// own cgroup there).
-static std::vector<std::string> LimitFiles() {
-  std::vector<std::string> files;
-  std::ifstream in("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) == 0) {
-      const std::string path = line.substr(3);
-      files.push_back("/sys/fs/cgroup" + path + "/memory.max");
-      files.push_back("/sys/fs/cgroup/unified" + path + "/memory.max");
-    } else if (const std::size_t at = line.find(":memory:"); at != std::string::npos) {
-      files.push_back("/sys/fs/cgroup/memory" + line.substr(at + 8) +
-                      "/memory.limit_in_bytes");
-    }
-  }
-  files.push_back("/sys/fs/cgroup/memory.max");
-  files.push_back("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-  return files;
-}
-
 std::uint64_t DefaultMemoryBudget() {
   std::optional<std::uint64_t> limit;
-  for (const std::string& file : LimitFiles()) {
+  std::ifstream in("/proc/self/cgroup");
+  const std::string cgroup{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  for (const std::string& file : CgroupLimitFiles(cgroup)) {
     const std::optional<std::uint64_t> v = ReadLimitFile(file.c_str());
     if (v && (!limit || *v < *limit)) limit = v;
   }

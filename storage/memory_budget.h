@@ -11,7 +11,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/status.h"
 
@@ -22,6 +24,11 @@ inline constexpr std::uint64_t kMinDefaultMemoryBudget = 512ull << 20;
 // max(512M, min(physical, cgroup_limit) / 4); no cgroup limit: physical / 4.
 std::uint64_t MemoryBudgetFor(std::uint64_t physical_bytes,
                               std::optional<std::uint64_t> cgroup_limit_bytes);
+
+// The memory limit files that may bound a process whose /proc/self/cgroup reads
+// `proc_self_cgroup`: its cgroup's and every ancestor's (a parent's limit binds its children
+// but shows only in its own file), v2 and v1, then the mount roots.
+std::vector<std::string> CgroupLimitFiles(std::string_view proc_self_cgroup);
 
 // MemoryBudgetFor() of this machine and this process's cgroup (v2 memory.max, else v1
 // memory.limit_in_bytes; "max" and v1's huge sentinel mean no limit).

@@ -28,4 +28,24 @@ TEST_CASE("memory budget: auto is this machine's default, sizes parse as before"
   CHECK(bad.status().message().find("auto") != std::string::npos);
 }
 
+TEST_CASE("memory budget: the limit files of a cgroup and of its ancestors") {
+  const std::vector<std::string> v2 = CgroupLimitFiles("0::/user.slice/job.scope\n");
+  const std::vector<std::string> want2 = {
+      "/sys/fs/cgroup/user.slice/memory.max",
+      "/sys/fs/cgroup/unified/user.slice/memory.max",
+      "/sys/fs/cgroup/user.slice/job.scope/memory.max",
+      "/sys/fs/cgroup/unified/user.slice/job.scope/memory.max",
+      "/sys/fs/cgroup/memory.max",
+      "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+  CHECK(v2 == want2);
+  const std::vector<std::string> v1 = CgroupLimitFiles("5:devices:/\n4:memory:/api/abc\n0::/\n");
+  const std::vector<std::string> want1 = {
+      "/sys/fs/cgroup/memory/api/memory.limit_in_bytes",
+      "/sys/fs/cgroup/memory/api/abc/memory.limit_in_bytes",
+      "/sys/fs/cgroup/memory.max",
+      "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+  CHECK(v1 == want1);
+  CHECK(CgroupLimitFiles("").size() == 2);  // no /proc: the mount roots only
+}
+
 }  // namespace pgraph::storage
