@@ -4,16 +4,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -63,7 +61,6 @@ void NormalizeRows(float* rows, std::uint64_t n, std::uint64_t dim) {
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
 
 std::string SegmentName(const std::string& stage, std::uint64_t j) {
   char buf[32];
@@ -263,9 +260,10 @@ class Runner {
   std::uint32_t PooledWidth() const { return linear_pool_ ? d_ : m_; }
 
   // Runs f over [0, n) in ranges of at least `grain` rows on the torch (OpenMP) thread team
-  // that also runs the GEMMs: one team for all of inference's parallel work, so no second
-  // pool spins for work while the other runs (TBB workers spinning beside an OpenMP GEMM
-  // cost 10-15% of the run).
+  // that also runs the GEMMs: one team for the layers' parallel work, so no second pool
+  // spins for work while the other runs (TBB workers spinning beside an OpenMP GEMM cost
+  // 10-15% of the run). Only the locality order, torch-free and computed once before the
+  // layers, runs on TBB (arena_).
   template <typename F>
   void ForRows(std::uint64_t n, std::uint64_t grain, F&& f) {
     at::parallel_for(0, static_cast<std::int64_t>(n), static_cast<std::int64_t>(grain),
@@ -309,7 +307,7 @@ class Runner {
   LocalityOrder lo_;
   // They live in one allocation (OrderedMemory): the first region holds the lists in item
   // order while the order is computed and then orows_ / oself_, the second the lists by
-  // position. Fresh pages cost a fault each (~1 s per GiB on the VMs measured), so no byte is
+  // position. Fresh pages cost a fault each (~0.5 s per GiB on the VMs measured), so no byte is
   // touched fresh twice. Plain pages: THP's direct compaction can stall a fresh process for
   // seconds per GiB, and in locality order most reads hit the same few pages anyway. Not
   // zeroed: every element is written before it is read.
@@ -909,22 +907,13 @@ Status Runner::DecideLayout(bool allow_order) {
             b, n, std::as_writable_bytes(std::span(item_nbrs + b * Tu_, n * Tu_))));
         PGRAPH_RETURN_IF_ERROR(
             cols_.weights->ReadRowsAsFloat(b, n, std::span(item_wts + b * Tu_, n * Tu_)));
+        PGRAPH_RETURN_IF_ERROR(CheckNeighborIds(std::span(item_nbrs + b * Tu_, n * Tu_), N_));
         continue;
       }
       PGRAPH_RETURN_IF_ERROR(ReadNeighborRows(cols_, model_, b, n, &nb, &wt));
       std::memcpy(item_nbrs + b * Tu_, nb.data(), n * Tu_ * sizeof(NodeId));
       std::memcpy(item_wts + b * Tu_, wt.data(), n * Tu_ * sizeof(float));
     }
-  }
-  std::atomic<std::uint64_t> bad{kInvalidNode};
-  ForRows(N_ * Tu_, 1 << 16, [&](const RowRange& r) {
-    for (std::uint64_t e = r.begin(); e < r.end(); ++e) {
-      if (item_nbrs[e] != kInvalidNode && item_nbrs[e] >= N_) bad = item_nbrs[e];
-    }
-  });
-  if (bad.load() != kInvalidNode) {
-    return Status::Corruption("walk.neighbors names item " + std::to_string(bad.load()) +
-                              " of " + std::to_string(N_));
   }
   arena_->execute([&] { lo_ = ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
   report_.locality_share =
@@ -1091,9 +1080,6 @@ Status Runner::RunHead() {
   // done with it) and then written in item order; OrderedBytes() planned the block.
   const std::uint64_t B = ordered_ ? oblock_
                                    : std::min({block_cap_, head_bytes / row_bytes, N_});
-  if (ordered_) {
-    // The embeddings by position go where the self terms were.
-  }
   report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + head_writer);
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");

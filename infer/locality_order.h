@@ -17,7 +17,7 @@
 // hubs, settle after one) then move each item to the tree that holds most of its neighbour
 // weight, which joins the several trees that one cluster often splits into. The result is
 // deterministic: it depends on the neighbour lists only, never on the thread count.
-// Cost: a few passes over the lists (O(items x T)), about 34 bytes of scratch per item.
+// Cost: a few passes over the lists (O(items x T)), under 30 bytes of scratch per item.
 
 #include <cstdint>
 #include <vector>
@@ -36,7 +36,7 @@ struct LocalityOrder {
 LocalityOrder ComputeLocalityOrder(const NodeId* nbrs, const float* wts, std::uint64_t items,
                                    std::uint32_t T);
 
-// Bytes ComputeLocalityOrder allocates besides its result (8 bytes per item).
+// A bound on the bytes ComputeLocalityOrder allocates besides its result (29 per item).
 std::uint64_t LocalityOrderScratchBytes(std::uint64_t items);
 
 // Of the valid neighbour entries of items 0, stride, 2 stride, ...: the share whose position

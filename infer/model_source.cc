@@ -199,10 +199,14 @@ Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std:
     wts->assign(n * Tu, 0.0f);
     PGRAPH_RETURN_IF_ERROR(trunc.Get(ids, *nbrs, *wts));
   }
-  for (NodeId v : *nbrs) {
-    if (v != kInvalidNode && v >= cols.items) {
+  return CheckNeighborIds(*nbrs, cols.items);
+}
+
+Status CheckNeighborIds(std::span<const NodeId> ids, std::uint64_t items) {
+  for (NodeId v : ids) {
+    if (v != kInvalidNode && v >= items) {
       return Status::Corruption("walk.neighbors names item " + std::to_string(v) + " of " +
-                                std::to_string(cols.items));
+                                std::to_string(items));
     }
   }
   return Status::OK();

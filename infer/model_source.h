@@ -58,4 +58,8 @@ Status ReadInputRows(const InputColumns& cols, const ModelSource& model, std::ui
 Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
                         std::uint64_t n, std::vector<NodeId>* nbrs, std::vector<float>* wts);
 
+// Corruption naming the first id of `ids` that is neither kInvalidNode nor below `items`: the
+// check ReadNeighborRows makes, for lists read into place by other means.
+Status CheckNeighborIds(std::span<const NodeId> ids, std::uint64_t items);
+
 }  // namespace pgraph::infer

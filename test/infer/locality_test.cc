@@ -320,25 +320,18 @@ TEST_CASE("inference in locality order resumes to the same embeddings", "[locali
 }
 
 TEST_CASE("inference in locality order bounds anonymous memory", "[locality][memory]") {
-  pgraph::test::TempDir tmp;
   GraphSpec gs;
   gs.items = 60000;
   gs.feature_dim = 16;
   gs.width = 10;
-  auto g = MakeGraph(gs);
-  const std::string dir = tmp.Sub("store");
-  testing::WriteStore(dir, g, tmp.path());
   ModelSpec ms;
   ms.hidden = 128;
   ms.dim = 24;
-  auto model = testing::MakeModel(ms, g.items, g.feature_dim, g.width);
-  testing::WriteCheckpoint(dir, *model);
-  std::vector<float>().swap(g.features);
+  Setup s(gs, ms);
+  std::vector<float>().swap(s.g.features);  // the test's own copy is not inference's memory
 
   const std::uint64_t budget = 48ull << 20;
-  InferOptions o;
-  o.store_dir = dir;
-  o.threads = 2;
+  InferOptions o = s.StoreWithModel::Options();
   o.memory_budget = budget;
   o.build_index = false;
   o.locality = LocalityMode::kOn;
@@ -359,6 +352,32 @@ TEST_CASE("inference in locality order bounds anonymous memory", "[locality][mem
   (void)peak;
   (void)before;
 #endif
+}
+
+TEST_CASE("a neighbour id beyond the items is refused in either order", "[locality]") {
+  for (LocalityMode mode : {LocalityMode::kOn, LocalityMode::kOff}) {
+    DYNAMIC_SECTION((mode == LocalityMode::kOn ? "locality order" : "item order")) {
+      pgraph::test::TempDir tmp;
+      GraphSpec gs;
+      gs.items = 500;
+      GraphData g = MakeGraph(gs);
+      g.neighbors[123 * g.width + 1] = g.items + 7;
+      const std::string dir = tmp.Sub("store");
+      testing::WriteStore(dir, g, tmp.path());
+      testing::WriteCheckpoint(dir, *testing::MakeModel(ModelSpec{}, g.items, g.feature_dim,
+                                                        g.width));
+      InferOptions o;
+      o.store_dir = dir;
+      o.memory_budget = 64ull << 20;
+      o.build_index = false;
+      o.locality = mode;
+      auto r = Infer(o);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().IsCorruption());
+      CHECK(r.status().message().find("walk.neighbors names item 507 of 500") !=
+            std::string::npos);
+    }
+  }
 }
 
 }  // namespace pgraph::infer
