@@ -37,8 +37,12 @@ std::uint64_t DefaultMemoryBudget();
 // "auto" -> DefaultMemoryBudget(); anything else as ParseByteSize ("4G", "512M", ...).
 Result<std::uint64_t> ParseMemoryBudget(std::string_view s);
 
-// The help text of every --memory-budget whose default is "auto".
-inline constexpr const char* kMemoryBudgetAutoHelp =
-    "auto (the default) = a quarter of the machine's or container's memory, at least 512M";
+// The help text of a --memory-budget whose default is "auto": `what` it bounds, then the
+// forms it takes and what auto means.
+inline std::string MemoryBudgetHelp(std::string_view what) {
+  return std::string(what) +
+         ", e.g. 512M, 4G; auto (the default) = a quarter of the machine's or container's "
+         "memory, at least 512M";
+}
 
 }  // namespace pgraph::storage

@@ -188,7 +188,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--seed", a->eval.seed, "Seed for tie-breaking, sampling and --max-queries");
   app->add_option("--max-queries", a->eval.max_queries,
                   "Evaluate this many queries chosen by --seed (default all)");
-  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
+  app->add_option("--memory-budget", a->memory_budget, storage::MemoryBudgetHelp("Chunk cache budget"));
   app->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   app->add_flag("--json", a->json, "One JSON object per method, one per line");
   app->add_flag("--quiet", a->quiet, "No progress line");

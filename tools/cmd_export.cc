@@ -216,7 +216,7 @@ std::function<Status()> Setup(CLI::App* app) {
                   "embedding: npy (+ id list) or tsv, `item<TAB>v1..vd`)");
   app->add_option("--ids", a->ids, "embedding/npy: id list file (default <out>.ids.txt)");
   app->add_option("--out", a->out, "Output file ('-' for stdout)")->required();
-  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
+  app->add_option("--memory-budget", a->memory_budget, storage::MemoryBudgetHelp("Chunk cache budget"));
   return [a]() -> Status {
     const Exporter* ex = nullptr;
     for (const auto& e : Exporters()) {

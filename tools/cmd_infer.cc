@@ -57,8 +57,8 @@ std::function<Status()> Setup(CLI::App* app) {
                   "Take the checkpoint from this store (the one trained on) instead; items "
                   "are matched by external id, new items are embedded inductively");
   app->add_option("--memory-budget", a->memory_budget,
-                  std::string("Working memory incl. the chunk cache, e.g. 512M, 4G (out of core beyond); ") +
-                      storage::kMemoryBudgetAutoHelp);
+                  storage::MemoryBudgetHelp(
+                      "Working memory incl. the chunk cache (out of core beyond)"));
   app->add_option("--threads", a->threads, "Threads (0: all cores)");
   app->add_option("--device", a->device, "cpu | cuda | cuda:N | auto");
   app->add_option("--dtype", a->dtype, "embedding column type: float32 | float16");

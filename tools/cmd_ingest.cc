@@ -32,7 +32,7 @@ std::function<Status()> Setup(CLI::App* app) {
       ->check(CLI::IsMember({"zstd", "none"}));
   app->add_option("--zstd-level", a->opts.store.zstd_level, "zstd level 1..19 (default 3)")
       ->check(CLI::Range(1, 19));
-  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
+  app->add_option("--memory-budget", a->memory_budget, storage::MemoryBudgetHelp("Chunk cache budget"));
   app->add_option("--delimiter", a->delimiter, "Field delimiter: tab, comma, space (default: detect)")
       ->check(CLI::IsMember({"tab", "comma", "space", "\t", ",", " "}));
   app->add_option("--header", a->header, "auto (default), yes or no: first data line is a header")

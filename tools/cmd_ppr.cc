@@ -50,7 +50,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--restart", a->opts.restart, "Restart probability, in (0, 1) (default 0.3)");
   app->add_option("--walks", a->opts.walks, "Monte-Carlo walks (default 20000)");
   app->add_option("--seed", a->opts.seed, "Random seed");
-  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
+  app->add_option("--memory-budget", a->memory_budget, storage::MemoryBudgetHelp("Chunk cache budget"));
   app->add_flag("--json", a->json, "One JSON object: the query and the ranked items");
   return [a]() -> Status {
     if (!(a->opts.restart > 0 && a->opts.restart < 1)) {

@@ -234,9 +234,12 @@ std::function<Status()> SetupTrain(CLI::App* app) {
   app->add_flag("--resume", o.resume, "Continue from the store's last checkpoint");
   app->add_option("--prefetch", o.prefetch, "Batches in flight between producer and trainer");
   app->add_flag("--no-pipeline", f->no_pipeline, "Run the producer stages sequentially");
-  app->add_option("--memory-budget", f->memory_budget, "Memory for the run beyond the model, e.g. 512M, 8G: half for batches "
-                  "(a batch over its share runs in parts, slower, same result), the rest for "
-                  "the store's cache and samplers; " + std::string(storage::kMemoryBudgetAutoHelp));
+  app->add_option("--memory-budget", f->memory_budget,
+                  storage::MemoryBudgetHelp(
+                      "Memory for the run beyond the model: a quarter each for the batch being "
+                      "run, the batches waiting and hard-negative windows, an eighth each for "
+                      "the store's cache and pinned degree offsets (a batch over its share runs "
+                      "in parts: slower, same result)"));
   app->add_option("--eval-k", o.eval_k, "Validation hit-rate@K");
   app->add_option("--eval-pairs", o.eval_pairs, "Held-out pairs sampled for validation");
   app->add_option("--eval-candidates", o.eval_candidates, "Candidate pool cap for validation");

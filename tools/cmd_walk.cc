@@ -55,7 +55,7 @@ std::function<Status()> Setup(CLI::App* app) {
   app->add_option("--min-visits", p.min_visits,
                   "Co-occurrence pairs need at least this many visits (default 2)");
   app->add_flag("--skip-unknown", p.skip_unknown, "Drop pairs naming unknown items (counted)");
-  app->add_option("--memory-budget", a->memory_budget, std::string("Chunk cache budget, e.g. 512M, 4G; ") + storage::kMemoryBudgetAutoHelp);
+  app->add_option("--memory-budget", a->memory_budget, storage::MemoryBudgetHelp("Chunk cache budget"));
   app->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   app->add_flag("--json", a->json, "Print the report as JSON");
   app->add_flag("--quiet", a->quiet, "No progress line");
