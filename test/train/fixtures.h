@@ -3,6 +3,7 @@
 // neighbourhoods mostly inside the community, weak features (a community centroid buried in
 // noise) and related pairs drawn from the neighbourhoods.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -110,6 +111,16 @@ struct PlantedSources {
     return d;
   }
 };
+
+// The largest elementwise difference of two arrays of the same shape.
+inline double MaxAbsDiff(const NamedArray& a, const NamedArray& b) {
+  REQUIRE(a.shape == b.shape);
+  double m = 0;
+  for (std::size_t j = 0; j < a.data.size(); ++j) {
+    m = std::max(m, static_cast<double>(std::fabs(a.data[j] - b.data[j])));
+  }
+  return m;
+}
 
 // The newest checkpoint a sink holds, parsed; fails the test if there is none.
 inline CheckpointData LatestCheckpoint(InMemoryCheckpoints& sink) {

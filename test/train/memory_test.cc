@@ -31,11 +31,7 @@ ModelParameters ParametersOf(InMemoryCheckpoints& sink) {
 double MaxAbsDiff(const ModelParameters& a, const ModelParameters& b) {
   double worst = 0;
   for (const auto& [name, x] : a.arrays) {
-    const NamedArray& y = b.arrays.at(name);
-    REQUIRE(x.data.size() == y.data.size());
-    for (std::size_t j = 0; j < x.data.size(); ++j) {
-      worst = std::max(worst, static_cast<double>(std::fabs(x.data[j] - y.data[j])));
-    }
+    worst = std::max(worst, testing::MaxAbsDiff(x, b.arrays.at(name)));
   }
   return worst;
 }

@@ -35,14 +35,7 @@ TrainOptions Options(std::uint32_t epochs, double ema) {
   return o;
 }
 
-double MaxAbsDiff(const NamedArray& a, const NamedArray& b) {
-  REQUIRE(a.shape == b.shape);
-  double m = 0;
-  for (std::size_t j = 0; j < a.data.size(); ++j) {
-    m = std::max(m, static_cast<double>(std::abs(a.data[j] - b.data[j])));
-  }
-  return m;
-}
+using testing::MaxAbsDiff;
 
 }  // namespace
 
