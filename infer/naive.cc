@@ -11,7 +11,7 @@
 #include "infer/model_source.h"
 #include "storage/store.h"
 #include "train/batch.h"
-#include "train/blas_kernels.h"
+#include "storage/blas_runtime.h"
 
 namespace pgraph::infer {
 namespace {
@@ -104,7 +104,7 @@ Result<double> GemmFlopsPerSecond(std::span<const std::uint64_t> m,
   if (m.size() != k.size() || m.size() != n.size() || m.empty()) {
     return Status::InvalidArgument("GEMM shapes of different lengths");
   }
-  train::SelectBlasKernels();  // the bound uses the kernels inference uses
+  storage::SelectBlasKernels();  // the bound uses the kernels inference uses
   try {
     torch::NoGradGuard no_grad;
     if (threads > 0) at::set_num_threads(threads);

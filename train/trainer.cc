@@ -19,9 +19,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "storage/blas_runtime.h"
 #include "train/batch.h"
-#include "train/blas_kernels.h"
-#include "train/blas_threads.h"
 #include "train/checkpoint.h"
 #include "train/fused_ops.h"
 #include "train/model.h"
@@ -133,7 +132,7 @@ class Trainer {
  public:
   Trainer(const TrainData& data, const TrainOptions& options) : data_(data), opt_(options) {}
   ~Trainer() {
-    if (blas_threads_before_ > 0) SetBlasThreads(blas_threads_before_);
+    if (blas_threads_before_ > 0) storage::SetBlasThreads(blas_threads_before_);
   }
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -334,7 +333,8 @@ class Trainer {
                      : opt_.pipeline        ? std::max(1, threads - 1)
                                             : threads;
     at::set_num_threads(torch_threads_);
-    blas_threads_before_ = SetBlasThreads(opt_.blas_threads > 0 ? opt_.blas_threads : 1);
+    blas_threads_before_ =
+        storage::SetBlasThreads(opt_.blas_threads > 0 ? opt_.blas_threads : 1);
 
     model_config_.layers = opt_.layers;
     model_config_.dim = opt_.dim;
@@ -880,7 +880,7 @@ class Trainer {
 }  // namespace
 
 Result<std::string> ResolveDevice(std::string_view device) {
-  SelectBlasKernels();  // before the first product: CPU products run on OpenBLAS
+  storage::SelectBlasKernels();  // before the first product: CPU products run on OpenBLAS
   try {
     if (device == "cpu") return std::string("cpu");
     const bool built = at::hasCUDA();
@@ -920,11 +920,11 @@ Result<std::string> ResolveDevice(std::string_view device) {
 
 Result<double> GemmFlopsPerSecond(std::span<const GemmShape> shapes, int threads,
                                   double min_seconds) {
-  SelectBlasKernels();  // the bound uses the kernels training uses
+  storage::SelectBlasKernels();  // the bound uses the kernels training uses
   try {
     if (threads > 0) {
       at::set_num_threads(threads);
-      SetBlasThreads(threads);
+      storage::SetBlasThreads(threads);
     }
     auto f32 = at::TensorOptions().dtype(at::kFloat);
     struct Operands {

@@ -266,7 +266,7 @@ struct TrainOptions {
   // left to the producer stages), threads without. On 2 cores a second OpenMP thread costs
   // more in barrier waits than it gains on this model's small products (docs/BENCHMARKS.md).
   int torch_threads = 0;
-  // Threads of the BLAS library's own pool (OpenBLAS; train/blas_threads.h), which splits
+  // Threads of the BLAS library's own pool (OpenBLAS; storage/blas_runtime.h), which splits
   // each matrix product independently of torch_threads; 0: 1. Process-wide while training.
   int blas_threads = 0;
   std::string device = "cpu";        // cpu | cuda | cuda:N | auto
@@ -350,7 +350,7 @@ Result<TrainReport> Train(const TrainOptions& options);
 // Resolves "cpu" | "cuda" | "cuda:N" | "auto" to the device that would be used.
 // NotSupported (with the reason) for CUDA without a CUDA libtorch or without a GPU;
 // InvalidArgument for anything else. Every train and infer run calls it first, so it also
-// selects OpenBLAS's kernels for the CPU once per process (train/blas_kernels.h).
+// selects OpenBLAS's kernels for the CPU once per process (storage/blas_runtime.h).
 Result<std::string> ResolveDevice(std::string_view device);
 
 // The arithmetic bound for benchmarks: FLOP/s of plain matrix products of `shapes`, each

@@ -1,12 +1,13 @@
-#include "train/blas_kernels.h"
+#include "storage/blas_runtime.h"
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <string_view>
 
-namespace pgraph::train {
+namespace pgraph::storage {
 namespace {
 
 // OpenBLAS's own entry points, looked up at run time so that any other libblas still works.
@@ -51,4 +52,37 @@ std::string SelectBlasKernels() {
   return result;
 }
 
-}  // namespace pgraph::train
+int SetBlasThreads(int n) {
+  using SetFn = void (*)(int);
+  using GetFn = int (*)();
+  // Looked up once found (dlsym walks every loaded library: libtorch loads ~290), and again
+  // while not: CblasSgemm may load the library later.
+  static std::atomic<SetFn> set_fn{nullptr};
+  static std::atomic<GetFn> get_fn{nullptr};
+  if (set_fn.load() == nullptr || get_fn.load() == nullptr) {
+    set_fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    get_fn = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  }
+  const SetFn set = set_fn.load();
+  const GetFn get = get_fn.load();
+  if (set == nullptr || get == nullptr) return 0;
+  const int before = get();
+  if (before != n) set(n);
+  return before;
+}
+
+SgemmFn CblasSgemm() {
+  static const SgemmFn fn = [] {
+    void* sym = dlsym(RTLD_DEFAULT, "cblas_sgemm");
+    if (sym == nullptr) {
+      // Global, so that the OpenBLAS entry points above find it too. Never closed.
+      if (dlopen("libblas.so.3", RTLD_NOW | RTLD_GLOBAL) == nullptr) return SgemmFn{nullptr};
+      sym = dlsym(RTLD_DEFAULT, "cblas_sgemm");
+    }
+    SelectBlasKernels();
+    return reinterpret_cast<SgemmFn>(sym);
+  }();
+  return fn;
+}
+
+}  // namespace pgraph::storage
