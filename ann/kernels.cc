@@ -1,6 +1,7 @@
 #include "ann/kernels.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 // The hot loops accumulate into kLanes independent partial sums (fixed order, no
@@ -110,6 +111,35 @@ void DotBlock(const float* queries, std::size_t m, const float* rows, std::size_
   for (; j < n; ++j) {
     for (std::size_t i = 0; i < m; ++i) out[i * n + j] = Dot1(queries + i * d, rows + j * d, d);
   }
+}
+
+PGRAPH_ANN_CLONES
+bool PackSigns(const float* proj, const float* offsets, const float* norms, float scale,
+               std::uint32_t tables, std::uint32_t bits, std::uint32_t* sigs) {
+  // One flat pass that vectorises (a byte per sign), then the bytes packed 8 at a time.
+  constexpr std::size_t kMaxPlanes = 255 * 32;
+  std::uint8_t sign[kMaxPlanes + 8];
+  const std::size_t np = std::size_t{tables} * bits;
+  int near = 0;
+  for (std::size_t p = 0; p < np; ++p) {
+    const float x = proj[p] - offsets[p];
+    sign[p] = x > 0;
+    near |= !(std::fabs(x) > scale * norms[p]);
+  }
+  for (std::uint32_t t = 0; t < tables; ++t) {
+    const std::uint8_t* b = sign + std::size_t{t} * bits;
+    std::uint32_t s = 0;
+    std::uint32_t j = 0;
+    for (; j + 8 <= bits; j += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, b + j, 8);
+      // Byte i holds 0 or 1: the product gathers byte i's bit at bit 56 + i.
+      s |= static_cast<std::uint32_t>((w * 0x0102040810204080ull) >> 56) << j;
+    }
+    for (; j < bits; ++j) s |= std::uint32_t{b[j]} << j;
+    sigs[t] = s;
+  }
+  return near != 0;
 }
 
 PGRAPH_ANN_CLONES

@@ -23,6 +23,12 @@ float DotHalf(const float* a, const std::uint16_t* b, std::size_t d);
 void DotBlock(const float* queries, std::size_t m, const float* rows, std::size_t n,
               std::size_t d, float* out);
 
+// The LSH signatures of one vector from its projections: sigs[t] for t < tables has bit j
+// set when proj[p] - offsets[p] > 0, p = t * bits + j. Returns whether some projection lies
+// within scale * norms[p] of its offset, or is not a number (the caller decides those again).
+bool PackSigns(const float* proj, const float* offsets, const float* norms, float scale,
+               std::uint32_t tables, std::uint32_t bits, std::uint32_t* sigs);
+
 // IEEE half -> float for n values.
 void HalfToFloat(const std::uint16_t* in, std::size_t n, float* out);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ann/ann.h"
+#include "storage/blas_runtime.h"
 
 namespace pgraph::ann {
 
@@ -42,6 +43,7 @@ struct LshIndex::Impl {
   std::vector<float> planes;   // tables*bits x dim, plane j of table t at row t*bits + j
   std::vector<float> center;   // dim (zeros when centering is off)
   std::vector<float> offsets;  // tables*bits: <plane, center>
+  std::vector<float> plane_norms;  // tables*bits: |plane|
   std::vector<std::uint64_t> table_starts;   // tables + 1, into bucket_keys
   std::vector<std::uint32_t> bucket_keys;    // ascending within a table
   std::vector<std::uint64_t> bucket_starts;  // buckets + 1, into ids
@@ -73,6 +75,14 @@ struct LshIndex::Impl {
   // (tables*bits values into proj), and its signature per table.
   void Hash(const float* v, float* proj, std::uint32_t* sigs) const;
 
+  // Signatures of `count` rows (row-major, dim floats each) in every table: row i of table t
+  // into sigs[t * stride + i]. The bits Hash gives each row: with `sgemm` the projections are
+  // one BLAS product per block, and a projection within the product's rounding error of its
+  // offset is computed again as Hash computes it, so no sign can differ; without, the
+  // projections come from DotBlock. `scratch` is reused between calls.
+  void Signatures(const float* rows, std::size_t count, storage::SgemmFn sgemm,
+                  std::vector<float>& scratch, std::uint32_t* sigs, std::size_t stride) const;
+
   // Fills planes, center-independent parts; center/offsets are set by the caller.
   void MakePlanes(std::uint64_t seed);
   void SetCenter(std::vector<float> c);
@@ -89,5 +99,12 @@ Result<StoredParams> ParseParams(const std::string& text);
 std::string FormatParams(const StoredParams& p);
 
 Status CheckParams(const LshParams& p);
+
+namespace internal {
+// Whether Build hashes through the BLAS when one can be loaded (default true). Tests set
+// false to compare with the DotBlock path. Process-wide.
+void SetHashWithBlas(bool on);
+bool HashWithBlas();
+}  // namespace internal
 
 }  // namespace pgraph::ann

@@ -3,6 +3,7 @@
 #include <tbb/combinable.h>
 #include <tbb/parallel_for.h>
 
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <numbers>
@@ -52,9 +53,11 @@ class Rng {
   std::uint64_t s_[4];
 };
 
-// Rows per block when hashing: the projections (planes x rows floats) stay near 256 KiB.
+// Rows per block when hashing: the projections (planes x rows floats) stay near 1 MiB, in
+// L2 between the product and the bit packing, with enough rows for the product to run at
+// the BLAS's full rate.
 std::uint64_t HashBlockRows(std::uint32_t planes) {
-  return std::clamp<std::uint64_t>((256u << 10) / (4ull * planes), 16, 1024);
+  return std::clamp<std::uint64_t>((1u << 20) / (4ull * planes), 16, 2048);
 }
 
 // Stable LSD radix sort of (key, id) pairs by key, 16 bits per pass; ids enter ascending,
@@ -83,7 +86,14 @@ void SortByKey(std::vector<std::uint32_t>& keys, std::vector<std::uint32_t>& ids
   }
 }
 
+std::atomic<bool> hash_with_blas{true};
+
 }  // namespace
+
+namespace internal {
+void SetHashWithBlas(bool on) { hash_with_blas = on; }
+bool HashWithBlas() { return hash_with_blas.load(); }
+}  // namespace internal
 
 std::uint32_t AutoBits(std::uint64_t items) {
   const double l = std::round(std::log2(static_cast<double>(std::max<std::uint64_t>(items, 1))));
@@ -112,6 +122,11 @@ void LshIndex::Impl::MakePlanes(std::uint64_t seed) {
     for (std::size_t i = 0; i < std::size_t{bits} * dim; ++i) {
       p[i] = static_cast<float>(rng.Normal());
     }
+  }
+  plane_norms.resize(std::size_t{tables} * bits);
+  for (std::size_t p = 0; p < plane_norms.size(); ++p) {
+    const float* row = planes.data() + p * dim;
+    plane_norms[p] = std::sqrt(internal::Dot(row, row, dim));
   }
 }
 
@@ -149,6 +164,53 @@ void LshIndex::Impl::Hash(const float* v, float* proj, std::uint32_t* sigs) cons
       s |= static_cast<std::uint32_t>(x > 0) << j;
     }
     sigs[t] = s;
+  }
+}
+
+void LshIndex::Impl::Signatures(const float* rows, std::size_t count, storage::SgemmFn sgemm,
+                                std::vector<float>& scratch, std::uint32_t* sigs,
+                                std::size_t stride) const {
+  const std::size_t np = std::size_t{tables} * bits;
+  scratch.resize(np * count);
+  float* proj = scratch.data();
+  if (sgemm == nullptr) {  // proj[p * count + i]
+    internal::DotBlock(planes.data(), np, rows, count, dim, proj);
+    for (std::size_t i = 0; i < count; ++i) {
+      for (std::uint32_t t = 0; t < tables; ++t) {
+        std::uint32_t s = 0;
+        for (std::uint32_t j = 0; j < bits; ++j) {
+          const std::size_t p = std::size_t{t} * bits + j;
+          s |= static_cast<std::uint32_t>(proj[p * count + i] - offsets[p] > 0) << j;
+        }
+        sigs[t * stride + i] = s;
+      }
+    }
+    return;
+  }
+  // proj[i * np + p] = <row i, plane p>.
+  sgemm(storage::kCblasRowMajor, storage::kCblasNoTrans, storage::kCblasTrans,
+        static_cast<int>(count), static_cast<int>(np), static_cast<int>(dim), 1.0f, rows,
+        static_cast<int>(dim), planes.data(), static_cast<int>(dim), 0.0f, proj,
+        static_cast<int>(np));
+  // Both products are within dim * 2^-24 * sum |p_k v_k| <= dim * 2^-24 * |p| |v| of the
+  // exact value (a classic bound for any summation order, fused or not); 4x that margin
+  // separates the BLAS's sign from Hash's.
+  const float margin = 4.0f * static_cast<float>(dim) * 0x1p-24f;
+  std::vector<std::uint32_t> row_sigs(tables);
+  for (std::size_t i = 0; i < count; ++i) {
+    const float* v = rows + i * dim;
+    float* pi = proj + i * np;
+    const float scale = margin * std::sqrt(internal::Dot(v, v, dim));
+    if (internal::PackSigns(pi, offsets.data(), plane_norms.data(), scale, tables, bits,
+                            row_sigs.data())) {
+      for (std::size_t p = 0; p < np; ++p) {  // rare: near a hyperplane, or not a number
+        if (std::fabs(pi[p] - offsets[p]) > scale * plane_norms[p]) continue;
+        internal::DotBlock(planes.data() + p * dim, 1, v, 1, dim, pi + p);  // as Hash does
+      }
+      internal::PackSigns(pi, offsets.data(), plane_norms.data(), scale, tables, bits,
+                          row_sigs.data());
+    }
+    for (std::uint32_t t = 0; t < tables; ++t) sigs[t * stride + i] = row_sigs[t];
   }
 }
 
@@ -217,29 +279,22 @@ Result<std::unique_ptr<LshIndex>> LshIndex::Build(const Embeddings& embeddings,
   }
   impl->SetCenter(std::move(center));
 
-  // Signatures, table-major: sigs[t * n + item].
+  // Signatures, table-major: sigs[t * n + item]. One BLAS product per block on each TBB
+  // thread, the BLAS's own pool held at one thread meanwhile (it would start its pool on the
+  // same cores for every product).
   std::vector<std::uint32_t> sigs(std::size_t{params.tables} * n);
+  const storage::SgemmFn sgemm = internal::HashWithBlas() ? storage::CblasSgemm() : nullptr;
+  const int blas_before = sgemm != nullptr ? storage::SetBlasThreads(1) : 0;
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks.size()),
                     [&](const tbb::blocked_range<std::size_t>& range) {
     std::vector<float> buf, proj;
     for (std::size_t b = range.begin(); b != range.end(); ++b) {
       const auto [first, count] = blocks[b];
       const float* rows = rows_as_float(first, count, buf);
-      proj.resize(std::size_t{np} * count);
-      internal::DotBlock(impl->planes.data(), np, rows, count, d, proj.data());
-      for (std::uint64_t i = 0; i < count; ++i) {
-        for (std::uint32_t t = 0; t < params.tables; ++t) {
-          std::uint32_t s = 0;
-          for (std::uint32_t j = 0; j < params.bits; ++j) {
-            const std::uint32_t p = t * params.bits + j;
-            const float x = proj[p * count + i] - impl->offsets[p];
-            s |= static_cast<std::uint32_t>(x > 0) << j;
-          }
-          sigs[t * n + first + i] = s;
-        }
-      }
+      impl->Signatures(rows, count, sgemm, proj, sigs.data() + first, n);
     }
   });
+  if (blas_before > 1) storage::SetBlasThreads(blas_before);
 
   // Per table: sort items by signature, then record the buckets.
   std::vector<std::vector<std::uint32_t>> keys_of(params.tables);

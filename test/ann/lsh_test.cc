@@ -80,6 +80,65 @@ TEST_CASE("lsh: every item is in exactly one bucket per table, the one it hashes
   CHECK(s.mean_bucket == Approx(double(p.tables * f.n) / s.buckets));
 }
 
+TEST_CASE("lsh: a build through the BLAS puts every item where Hash finds it, on hyperplanes too",
+          "[ann]") {
+  if (storage::CblasSgemm() == nullptr) WARN("no BLAS in this process: both builds use DotBlock");
+  const std::uint32_t d = 64;
+  Fixture f(1500, d, 10, 0.8f);
+  LshParams p;
+  p.tables = 8;
+  p.bits = 12;
+  p.center = false;  // the offsets would move with the rows added below
+  const std::size_t np = std::size_t{p.tables} * p.bits;
+  // The hyperplanes, from Hash's projections (<plane_p, v>) of the unit vectors.
+  auto probe = LshIndex::Build(f.emb, p).value();
+  std::vector<std::uint32_t> sigs(p.tables);
+  std::vector<float> x0(np), xc(np), planes(np * d);
+  std::vector<float> v(d, 0.0f);
+  probe->Hash(v, sigs, x0);
+  for (std::uint32_t c = 0; c < d; ++c) {
+    v.assign(d, 0.0f);
+    v[c] = 1.0f;
+    probe->Hash(v, sigs, xc);
+    for (std::size_t q = 0; q < np; ++q) planes[q * d + c] = xc[q] - x0[q];
+  }
+  // Rows moved onto a hyperplane (in double) and nudged off it by a few ulps either way:
+  // the signs that a second summation order could flip.
+  std::vector<float> rows = f.data;
+  for (std::uint64_t i = 0; i < 500; ++i) {
+    const float* row = f.data.data() + i * d;
+    const float* pl = planes.data() + (i % np) * d;
+    double pv = -double{x0[i % np]}, pp = 0;  // <plane, row> - offset
+    for (std::uint32_t c = 0; c < d; ++c) pv += double{pl[c]} * row[c], pp += double{pl[c]} * pl[c];
+    for (int nudge = -3; nudge <= 3; ++nudge) {
+      for (std::uint32_t c = 0; c < d; ++c) {
+        rows.push_back(static_cast<float>(row[c] - (pv / pp) * pl[c] + nudge * 1e-7 * pl[c]));
+      }
+    }
+  }
+  const std::uint64_t n = rows.size() / d;
+  auto emb = Embeddings::FromFloats(rows, d).value();
+  internal::SetHashWithBlas(true);
+  auto blas = LshIndex::Build(emb, p).value();
+  internal::SetHashWithBlas(false);
+  auto plain = LshIndex::Build(emb, p).value();
+  internal::SetHashWithBlas(true);
+  std::uint64_t missing = 0, differ = 0, near = 0;
+  std::vector<float> proj(np);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    blas->Hash(std::span<const float>(rows).subspan(i * d, d), sigs, proj);
+    for (std::uint32_t t = 0; t < p.tables; ++t) {
+      const auto a = blas->Bucket(t, sigs[t]), b = plain->Bucket(t, sigs[t]);
+      missing += !std::binary_search(a.begin(), a.end(), static_cast<NodeId>(i));
+      differ += a != b;
+    }
+    for (float x : proj) near += std::fabs(x) < 1e-5f;
+  }
+  CHECK(near > 500);  // the nudged rows do sit on hyperplanes
+  CHECK(missing == 0);
+  CHECK(differ == 0);
+}
+
 TEST_CASE("lsh: the seed fixes the tables; table t does not depend on L", "[ann]") {
   Fixture f(2000, 16, 10, 0.8f);
   LshParams p;
