@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 
+#include "storage/allocator.h"
 #include "tools/command.h"
 #include "tools/torch_commands.h"
 
@@ -43,6 +44,7 @@ int ConfigureThreads(int threads) {
 int main(int argc, char** argv) {
   using namespace pgraph::tools;
   if (ForwardToTorchBinary(argc, argv)) return 1;
+  pgraph::storage::ReuseFreedMemory();
   CLI::App app{"pgraph: PinSage item embeddings from a graph kept on disk"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pgraph 0.1");

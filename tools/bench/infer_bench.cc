@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "infer/infer.h"
+#include "storage/allocator.h"
 #include "storage/store.h"
 #include "train/checkpoint.h"
 #include "train/model.h"
@@ -159,6 +160,7 @@ infer::InferReport RunInfer(const std::string& dir, const Args& a,
 }  // namespace
 
 int main(int argc, char** argv) {
+  pgraph::storage::ReuseFreedMemory();  // as `pgraph` does
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
