@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 #include <tbb/task_arena.h>
 
@@ -944,24 +945,41 @@ Status Runner::DecideLayout(bool allow_order) {
   NodeId* item_nbrs = reinterpret_cast<NodeId*>(omem_.get());
   float* item_wts = reinterpret_cast<float*>(omem_.get() + mem.lists / 2);
   {
-    std::vector<NodeId> nb;
-    std::vector<float> wt;
+    // Block by block; within a block, pieces of whole chunks of the neighbour column on the
+    // TBB threads: the lists are usually zstd chunks, and decoding them is most of the read.
     const std::uint64_t B = oblock_;
+    const std::uint64_t piece =
+        std::max<std::uint64_t>(1, cols_.neighbors->info().rows_per_chunk);
     for (std::uint64_t b = 0; b < N_; b += B) {
       PGRAPH_RETURN_IF_ERROR(CheckCancel());
       Progress("order", 0, b, 0, t0, false);  // reading the lists is most of the stage
       const std::uint64_t n = std::min(B, N_ - b);
-      if (Tu_ == cols_.width) {  // the model uses whole lists: straight into place
-        PGRAPH_RETURN_IF_ERROR(cols_.neighbors->ReadRows(
-            b, n, std::as_writable_bytes(std::span(item_nbrs + b * Tu_, n * Tu_))));
-        PGRAPH_RETURN_IF_ERROR(
-            cols_.weights->ReadRowsAsFloat(b, n, std::span(item_wts + b * Tu_, n * Tu_)));
-        PGRAPH_RETURN_IF_ERROR(CheckNeighborIds(std::span(item_nbrs + b * Tu_, n * Tu_), N_));
-        continue;
-      }
-      PGRAPH_RETURN_IF_ERROR(ReadNeighborRows(cols_, model_, b, n, &nb, &wt));
-      std::memcpy(item_nbrs + b * Tu_, nb.data(), n * Tu_ * sizeof(NodeId));
-      std::memcpy(item_wts + b * Tu_, wt.data(), n * Tu_ * sizeof(float));
+      const std::uint64_t pieces = (n + piece - 1) / piece;
+      std::vector<Status> errors(pieces);
+      arena_->execute([&] {
+        tbb::parallel_for(std::uint64_t{0}, pieces, [&](std::uint64_t j) {
+          const std::uint64_t lo = b + j * piece, m = std::min(piece, b + n - lo);
+          NodeId* ids = item_nbrs + lo * Tu_;
+          float* wts = item_wts + lo * Tu_;
+          Status st;
+          if (Tu_ == cols_.width) {  // the model uses whole lists: straight into place
+            st = cols_.neighbors->ReadRows(lo, m,
+                                           std::as_writable_bytes(std::span(ids, m * Tu_)));
+            if (st.ok()) st = cols_.weights->ReadRowsAsFloat(lo, m, std::span(wts, m * Tu_));
+            if (st.ok()) st = CheckNeighborIds(std::span(ids, m * Tu_), N_);
+          } else {
+            std::vector<NodeId> nb;
+            std::vector<float> wt;
+            st = ReadNeighborRows(cols_, model_, lo, m, &nb, &wt);
+            if (st.ok()) {
+              std::memcpy(ids, nb.data(), m * Tu_ * sizeof(NodeId));
+              std::memcpy(wts, wt.data(), m * Tu_ * sizeof(float));
+            }
+          }
+          errors[j] = std::move(st);
+        });
+      });
+      for (const Status& st : errors) PGRAPH_RETURN_IF_ERROR(st);
     }
   }
   arena_->execute([&] { lo_ = ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
@@ -985,6 +1003,13 @@ Status Runner::DecideLayout(bool allow_order) {
   ForRows(N_, 4096, [&](const RowRange& r) {
     std::uint64_t valid = 0;
     for (std::uint64_t i = r.begin(); i < r.end(); ++i) {
+      if (i + 8 < r.end()) {  // the lists are read in a random order: ask for them early
+        const std::uint64_t ahead = static_cast<std::uint64_t>(lo_.order[i + 8]) * Tu_;
+        for (std::uint64_t off = 0; off < Tu_ * sizeof(NodeId); off += 64) {
+          __builtin_prefetch(reinterpret_cast<const char*>(item_nbrs + ahead) + off);
+          __builtin_prefetch(reinterpret_cast<const char*>(item_wts + ahead) + off);
+        }
+      }
       const std::uint64_t from = static_cast<std::uint64_t>(lo_.order[i]) * Tu_;
       for (std::uint32_t t = 0; t < Tu_; ++t) {
         const NodeId v = item_nbrs[from + t];
