@@ -162,8 +162,10 @@ class LshIndex {
   LshIndex(const LshIndex&) = delete;
   LshIndex& operator=(const LshIndex&) = delete;
 
-  // Hashes every row of `embeddings` (TBB-parallel); bits 0 becomes AutoBits(rows) and
-  // params() reports the resolved value. InvalidArgument when params are out of range or
+  // Hashes every row of `embeddings` (TBB-parallel; the projections through the process's
+  // BLAS when there is one, storage/blas_runtime.h, with OpenBLAS held at one thread per call
+  // meanwhile); bits 0 becomes AutoBits(rows) and params() reports the resolved value. An
+  // item lands in the buckets Hash gives its vector, whichever path built the index. InvalidArgument when params are out of range or
   // embeddings are empty. Memory: ~8 bytes per item per table while building,
   // 4 bytes per item per table after. Cost: rows * L * b * dim multiply-adds + L sorts.
   static Result<std::unique_ptr<LshIndex>> Build(const Embeddings& embeddings,

@@ -94,7 +94,10 @@ struct InferOptions {
   // training into a new store; id embeddings are then matched by external item id.
   std::string model_store;
   std::uint64_t memory_budget = 512ull << 20;  // bytes: working set + the store's chunk cache
-  int threads = 0;                 // torch intra-op and TBB threads; 0: hardware concurrency
+  // torch intra-op and TBB threads; 0: hardware concurrency. CPU products run single-threaded
+  // in slices on torch's team, so OpenBLAS's own pool is held at one thread while Infer runs
+  // (process-wide; restored when it returns).
+  int threads = 0;
   std::string device = "cpu";      // cpu | cuda | cuda:N | auto (GEMMs only; pooling on CPU)
   OutputType dtype = OutputType::kFloat32;  // of the `embedding` column; intermediates f32
   bool resume = false;             // continue a killed run (else: start from layer 1)
