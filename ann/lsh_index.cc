@@ -284,7 +284,7 @@ Result<std::unique_ptr<LshIndex>> LshIndex::Build(const Embeddings& embeddings,
   // same cores for every product).
   std::vector<std::uint32_t> sigs(std::size_t{params.tables} * n);
   const storage::SgemmFn sgemm = internal::HashWithBlas() ? storage::CblasSgemm() : nullptr;
-  const int blas_before = sgemm != nullptr ? storage::SetBlasThreads(1) : 0;
+  const storage::ScopedBlasThreads one_blas_thread(1);
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks.size()),
                     [&](const tbb::blocked_range<std::size_t>& range) {
     std::vector<float> buf, proj;
@@ -294,7 +294,6 @@ Result<std::unique_ptr<LshIndex>> LshIndex::Build(const Embeddings& embeddings,
       impl->Signatures(rows, count, sgemm, proj, sigs.data() + first, n);
     }
   });
-  if (blas_before > 1) storage::SetBlasThreads(blas_before);
 
   // Per table: sort items by signature, then record the buckets.
   std::vector<std::vector<std::uint32_t>> keys_of(params.tables);

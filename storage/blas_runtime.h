@@ -43,6 +43,21 @@ std::string SelectBlasKernels();
 // product. Requires: n >= 1.
 int SetBlasThreads(int n);
 
+// Holds OpenBLAS at `n` threads while alive (products called from many threads at once, each
+// meant to run on its caller) and restores the count before. Same rules as SetBlasThreads.
+class ScopedBlasThreads {
+ public:
+  explicit ScopedBlasThreads(int n) : before_(SetBlasThreads(n)), n_(n) {}
+  ~ScopedBlasThreads() {
+    if (before_ > 0 && before_ != n_) SetBlasThreads(before_);
+  }
+  ScopedBlasThreads(const ScopedBlasThreads&) = delete;
+  ScopedBlasThreads& operator=(const ScopedBlasThreads&) = delete;
+
+ private:
+  int before_, n_;
+};
+
 // C = alpha op(A) op(B) + beta C in CBLAS's conventions (order 101 = row-major, trans 111 =
 // no, 112 = transposed).
 using SgemmFn = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -257,6 +257,70 @@ TEST_CASE("eval: ties are broken fairly and reproducibly", "[tools]") {
   CHECK(hr1 == Approx(0.1).margin(0.025));
 }
 
+// Scores one query at a time through a scorer (Scorer's default batch of 1).
+class OneAtATime final : public Scorer {
+ public:
+  explicit OneAtATime(const Scorer& s) : s_(s) {}
+  std::uint64_t num_items() const override { return s_.num_items(); }
+  Status ScoreFromItem(NodeId q, std::span<float> scores) const override {
+    return s_.ScoreFromItem(q, scores);
+  }
+  Status ScoreFromItems(std::span<const NodeId> items, std::span<float> scores) const override {
+    return s_.ScoreFromItems(items, scores);
+  }
+
+ private:
+  const Scorer& s_;
+};
+
+TEST_CASE("eval: batched scoring (BLAS) gives the scores and ranks of one query at a time",
+          "[tools]") {
+  // 300 items with random vectors; pairs between them.
+  std::string edges;
+  std::map<std::string, std::vector<float>> vectors;
+  std::uint64_t x = 12345;
+  auto next = [&x] {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>((x >> 40) & 0xffff) / 65536.0f - 0.5f;
+  };
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = "i" + std::to_string(i);
+    edges += name + "\tc" + std::to_string(i % 17) + "\n";
+    std::vector<float> v(24);
+    for (float& f : v) f = next();
+    vectors[name] = v;
+  }
+  TinyStore s(edges, vectors, 24);
+  auto scorer = DotScorer(s);
+  const OneAtATime single(*scorer);
+  REQUIRE(single.batch_size() == 1);
+  if (scorer->batch_size() == 1) WARN("no BLAS in this process: both paths are the same");
+  const std::uint64_t n = scorer->num_items();
+  std::vector<NodeId> qs = {0, 5, 17, 299, 5};
+  std::vector<float> batch(qs.size() * n), one(n);
+  REQUIRE(scorer->ScoreFromItemBatch(qs, batch).ok());
+  double worst = 0;
+  for (std::size_t j = 0; j < qs.size(); ++j) {
+    REQUIRE(scorer->ScoreFromItem(qs[j], one).ok());
+    for (std::uint64_t v = 0; v < n; ++v) {
+      worst = std::max(worst, static_cast<double>(std::fabs(batch[j * n + v] - one[v])));
+    }
+  }
+  CHECK(worst < 1e-5);
+  std::vector<PairQuery> ps;
+  for (NodeId k = 0; k < 2000; ++k) ps.push_back({k % 300, (k * 7 + 3) % 300, kInvalidNode});
+  ps.erase(std::remove_if(ps.begin(), ps.end(), [](const PairQuery& p) { return p.q == p.item; }),
+           ps.end());
+  EvalOptions o;
+  o.ks = {1, 10, 50};
+  auto a = EvaluatePairs(*scorer, *s.graph, ps, o);
+  auto b = EvaluatePairs(single, *s.graph, ps, o);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->queries == b->queries);
+  for (const auto& [name, value] : b->metrics) CHECK(Value(a->metrics, name) == value);
+}
+
 // Two tastes, x and y; h1 and h2 are the history. Candidates: m (a little of both), p and q
 // (strongly x), r (strongly y), s (neither). The mean vector ranks m, which is likely under
 // neither history item alone, first; the softmax mixture ranks what some history item

@@ -14,9 +14,11 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "storage/blas_runtime.h"
 #include "storage/store.h"
 
 namespace pgraph::tools {
@@ -79,6 +81,8 @@ class MatrixScorer final : public Scorer {
                Aggregation aggregation, float temperature)
       : rows_(std::move(rows)), dim_(dim), aggregation_(aggregation), temperature_(temperature) {
     n_ = dim_ == 0 ? 0 : rows_.size() / dim_;
+    // int-sized shapes only (CBLAS takes int); larger matrices score one query at a time.
+    if (n_ < (1ull << 31) && dim_ < (1u << 20)) sgemm_ = storage::CblasSgemm();
     if (similarity == Similarity::kCosine) {
       for (std::uint64_t r = 0; r < n_; ++r) {
         float* row = &rows_[r * dim_];
@@ -94,6 +98,27 @@ class MatrixScorer final : public Scorer {
 
   Status ScoreFromItem(NodeId q, std::span<float> scores) const override {
     ScoreVector(&rows_[static_cast<std::uint64_t>(q) * dim_], scores);
+    return Status::OK();
+  }
+
+  // Through the BLAS a batch of queries is one product, the item rows read once for all of
+  // them (one query at a time it is a pass over every row per query, bound by memory). Up
+  // to 32 MiB of scores per batch.
+  std::size_t batch_size() const override {
+    if (sgemm_ == nullptr || n_ == 0) return 1;
+    return static_cast<std::size_t>(std::clamp<std::uint64_t>((32ull << 20) / (4 * n_), 1, 64));
+  }
+
+  Status ScoreFromItemBatch(std::span<const NodeId> qs, std::span<float> scores) const override {
+    if (sgemm_ == nullptr || qs.size() == 1) return Scorer::ScoreFromItemBatch(qs, scores);
+    std::vector<float> query(qs.size() * dim_);
+    for (std::size_t j = 0; j < qs.size(); ++j) {
+      std::copy_n(&rows_[static_cast<std::uint64_t>(qs[j]) * dim_], dim_, &query[j * dim_]);
+    }
+    sgemm_(storage::kCblasRowMajor, storage::kCblasNoTrans, storage::kCblasTrans,
+           static_cast<int>(qs.size()), static_cast<int>(n_), static_cast<int>(dim_), 1.0f,
+           query.data(), static_cast<int>(dim_), rows_.data(), static_cast<int>(dim_), 0.0f,
+           scores.data(), static_cast<int>(n_));
     return Status::OK();
   }
 
@@ -164,6 +189,7 @@ class MatrixScorer final : public Scorer {
   std::uint64_t n_ = 0;
   Aggregation aggregation_;
   float temperature_;
+  storage::SgemmFn sgemm_ = nullptr;
 };
 
 class ItemKnnScorer final : public Scorer {
@@ -284,6 +310,8 @@ class PopularityScorer final : public Scorer {
 // excluded, == stamp + 1 means in the sampled pool).
 struct Scratch {
   std::vector<float> scores;
+  std::vector<float> batch;  // scores of a batch of queries (Scorer::ScoreFromItemBatch)
+  std::vector<NodeId> batch_queries;
   std::vector<std::uint32_t> mark;
   std::uint32_t stamp = 1;
   std::vector<NodeId> pool;
@@ -414,30 +442,45 @@ Status CheckOptions(const Scorer& scorer, const storage::Graph& graph, const Eva
 }
 
 // Runs `body(query_position, scratch)` for positions [0, n) in parallel; first error wins.
-template <typename Body>
-Status ParallelQueries(std::size_t n, std::uint64_t items, const EvalOptions& o, Body&& body) {
+// Positions go in groups of `group`, and `prepare(first, count, scratch)` runs before the
+// bodies of each group (to score the group's queries in one batch).
+template <typename Prepare, typename Body>
+Status ParallelQueryGroups(std::size_t n, std::size_t group, std::uint64_t items,
+                           const EvalOptions& o, Prepare&& prepare, Body&& body) {
   tbb::enumerable_thread_specific<Scratch> scratch;
   std::mutex mu;
   Status first;  // Guarded by mu
   std::atomic<bool> failed{false};
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 4),
+  auto fail = [&](const Status& st) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (first.ok()) first = st;
+    failed = true;
+  };
+  const std::size_t groups = (n + group - 1) / group;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, groups, std::max<std::size_t>(1, 4 / group)),
                     [&](const tbb::blocked_range<std::size_t>& range) {
                       if (failed.load(std::memory_order_relaxed)) return;
                       Scratch& s = scratch.local();
                       s.Resize(items);
-                      for (std::size_t p = range.begin(); p != range.end(); ++p) {
-                        s.NextQuery();
-                        Status st = body(p, &s);
-                        if (!st.ok()) {
-                          std::lock_guard<std::mutex> lock(mu);
-                          if (first.ok()) first = st;
-                          failed = true;
-                          return;
+                      std::size_t done = 0;
+                      for (std::size_t g = range.begin(); g != range.end(); ++g) {
+                        const std::size_t lo = g * group, count = std::min(group, n - lo);
+                        if (Status st = prepare(lo, count, &s); !st.ok()) return fail(st);
+                        for (std::size_t p = lo; p < lo + count; ++p) {
+                          s.NextQuery();
+                          if (Status st = body(p, &s); !st.ok()) return fail(st);
                         }
+                        done += count;
                       }
-                      if (o.progress) o.progress(range.size());
+                      if (o.progress) o.progress(done);
                     });
   return first;
+}
+
+template <typename Body>
+Status ParallelQueries(std::size_t n, std::uint64_t items, const EvalOptions& o, Body&& body) {
+  return ParallelQueryGroups(
+      n, 1, items, o, [](std::size_t, std::size_t, Scratch*) { return Status::OK(); }, body);
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
@@ -447,6 +490,14 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 // ---- Public functions --------------------------------------------------------------------
+
+Status Scorer::ScoreFromItemBatch(std::span<const NodeId> qs, std::span<float> scores) const {
+  const std::uint64_t n = num_items();
+  for (std::size_t j = 0; j < qs.size(); ++j) {
+    PGRAPH_RETURN_IF_ERROR(ScoreFromItem(qs[j], scores.subspan(j * n, n)));
+  }
+  return Status::OK();
+}
 
 Result<Aggregation> ParseAggregation(std::string_view s) {
   if (s == "mean") return Aggregation::kMean;
@@ -630,10 +681,27 @@ Result<EvalReport> EvaluatePairs(const Scorer& scorer, const storage::Graph& gra
   }
   std::vector<std::uint64_t> ranks(queries.size(), kUnranked);
   const std::uint64_t n = graph.num_items();
-  Status s = ParallelQueries(work.size(), n, o, [&](std::size_t pos, Scratch* sc) -> Status {
+  // Batches score on the TBB threads, each product on its caller's thread.
+  const std::size_t group = scorer.batch_size();
+  std::optional<storage::ScopedBlasThreads> one_blas_thread;
+  if (group > 1) one_blas_thread.emplace(1);
+  auto prepare = [&](std::size_t first, std::size_t count, Scratch* sc) -> Status {
+    if (group == 1) return Status::OK();
+    sc->batch_queries.clear();
+    for (std::size_t j = 0; j < count; ++j) sc->batch_queries.push_back(queries[work[first + j]].q);
+    sc->batch.resize(count * n);
+    return scorer.ScoreFromItemBatch(sc->batch_queries, sc->batch);
+  };
+  Status s = ParallelQueryGroups(work.size(), group, n, o, prepare,
+                                 [&](std::size_t pos, Scratch* sc) -> Status {
     const std::size_t idx = work[pos];
     const PairQuery& p = queries[idx];
-    PGRAPH_RETURN_IF_ERROR(scorer.ScoreFromItem(p.q, sc->scores));
+    if (group == 1) {
+      PGRAPH_RETURN_IF_ERROR(scorer.ScoreFromItem(p.q, sc->scores));
+    } else {
+      const float* row = sc->batch.data() + (pos % group) * n;
+      std::copy(row, row + n, sc->scores.begin());
+    }
     sc->mark[p.q] = sc->stamp;
     if (o.exclude_seen && p.context != kInvalidNode && p.context < graph.num_contexts()) {
       const std::uint64_t d = graph.ContextDegree(p.context);

@@ -77,6 +77,11 @@ class Scorer {
   // As ScoreFromItem for a set of query items (a context's history; may be empty, then
   // the scores carry no information). Requires: every id < num_items().
   virtual Status ScoreFromItems(std::span<const NodeId> items, std::span<float> scores) const = 0;
+  // Queries per ScoreFromItemBatch call that pays off (1: none; the default).
+  virtual std::size_t batch_size() const { return 1; }
+  // ScoreFromItem for each of `qs`: row j of `scores` (num_items() floats) for qs[j].
+  // Requires: scores.size() == qs.size() * num_items(). Default: one ScoreFromItem per row.
+  virtual Status ScoreFromItemBatch(std::span<const NodeId> qs, std::span<float> scores) const;
 };
 
 // Cosine (or inner product) of the rows of an f32/f16 column of items x d, e.g. `embedding`
