@@ -20,6 +20,7 @@
 #include "infer/locality_order.h"
 #include "infer/model_source.h"
 #include "infer/pool_kernel.h"
+#include "infer/scratch_arena.h"
 #include "storage/blas_runtime.h"
 #include "storage/huge_pages.h"
 #include "storage/store.h"
@@ -222,7 +223,7 @@ class Runner {
   Status RunPool(std::uint32_t k, const PoolPlan& plan);
   Status RunHead();
   // Rows [0, rows) of the head's block (float32 `z`, or float16 `half`) onto `w`.
-  Status AppendEmbeddings(storage::ColumnWriter* w, const std::vector<float>& z,
+  Status AppendEmbeddings(storage::ColumnWriter* w, const float* z,
                           const std::vector<std::uint16_t>& half, std::uint64_t rows);
   Status BuildIndex();
   // The locality order (infer.h): decides whether this run uses it (never when
@@ -325,6 +326,8 @@ class Runner {
   at::Tensor G1t_, g_, G2t_;
   std::vector<float> scale_w_;  // magnitude: scale.W then scale.b (empty when off)
   std::vector<float> scratch_;
+  // The blocks of the ordered stages and of the head (ScratchArena says why).
+  ScratchArena arena_mem_;
   SegmentedColumn prev_h_;  // h^(k-1) for k > 1, opened per stage
   // Locality order (when ordered_): the order, the neighbour lists by position naming
   // positions (positions x Tu_) and their weights, the valid entries among them, and per
@@ -885,14 +888,17 @@ std::uint64_t Runner::OrderedBytes(std::uint64_t B, std::uint64_t out_rows) cons
   // and positions.
   const OrderedMemory mem(N_, Tu_, d_);
   const std::uint64_t held = mem.rows + mem.lists + N_ * 2 * sizeof(NodeId);
-  // Phases: ordering (a block of neighbour rows as read); (a): h, the input scratch, p, and
-  // the two outputs of a block; (b): a block of outputs and the segment writer; the head.
+  // Ordering (a block of neighbour rows as read), then the layers and the head, whose blocks
+  // come out of one arena that keeps the largest of them: (a) h, the input scratch, p and the
+  // two outputs of a block; (b) a block of outputs; the head three blocks, then the output
+  // rows. Beside the arena, a segment writer in (b) or the embedding writer in the head.
   const std::uint64_t order = LocalityOrderScratchBytes(N_) + B * cols_.width * 8;
   const std::uint64_t project = B * (2ull * max_in + m_ + 2 * d) * f;
-  const std::uint64_t pool = out_rows * d * f + writer_bytes_;
-  const std::uint64_t head = std::max(B * 3, out_rows) * d * f +
-                             2 * std::min(N_ * d * f, kStoreWriteBatch);
-  return held + std::max({order, project, pool, head});
+  const std::uint64_t pool = out_rows * d * f;
+  const std::uint64_t head = std::max(B * 3, out_rows) * d * f;
+  const std::uint64_t writer =
+      std::max(writer_bytes_, 2 * std::min(N_ * d * f, kStoreWriteBatch));
+  return held + std::max(order, std::max({project, pool, head}) + writer);
 }
 
 Status Runner::DecideLayout(bool allow_order) {
@@ -1048,17 +1054,17 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
   // Layer 1 reads h^(0) in item order and scatters its rows to their positions; later layers
   // read h^(k-1) by position, straight into place.
   const bool scatter = k == 1;
-  std::vector<float> hbuf(B * in), pbuf(B * m_), rbuf(scatter ? B * d : 0),
-      sbuf(scatter ? B * d : 0);
+  const auto [hbuf, pbuf, rbuf, sbuf] =
+      arena_mem_.Carve<4>({B * in, B * m_, scatter ? B * d : 0, scatter ? B * d : 0});
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
-    PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
-    float* r = scatter ? rbuf.data() : orows_ + b * d;
-    float* sv = scatter ? sbuf.data() : oself_ + b * d;
-    ProjectRows(k, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), r, sv);
+    PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
+    float* r = scatter ? rbuf : orows_ + b * d;
+    float* sv = scatter ? sbuf : oself_ + b * d;
+    ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf, r, sv);
     if (scatter) {
       ForRows(nb, 1024, [&](const RowRange& rr) {
         for (std::uint64_t j = rr.begin(); j < rr.end(); ++j) {
@@ -1086,7 +1092,7 @@ Status Runner::RunOrderedLayer(std::uint32_t k) {
   }
   PGRAPH_RETURN_IF_ERROR(ProjectOrdered(k));
   const std::uint64_t B = oout_rows_;
-  std::vector<float> zbuf(B * d_);
+  float* const zbuf = arena_mem_.Carve<1>({B * d_})[0];
   OrderedPoolInputs pin;
   pin.neighbors = onbrs_;
   pin.weights = owts_;
@@ -1107,9 +1113,9 @@ Status Runner::RunOrderedLayer(std::uint32_t k) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           ForRows(nb, 256, [&](const RowRange& r) {
-            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), zbuf.data() + r.begin() * d_);
+            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), zbuf + r.begin() * d_);
           });
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf, nb * d_)));
           done += nb;
           Progress(label, k, done, start_done, t0, false);
         }
@@ -1129,12 +1135,12 @@ Status Runner::RunOrderedLayer(std::uint32_t k) {
   return Status::OK();
 }
 
-Status Runner::AppendEmbeddings(storage::ColumnWriter* w, const std::vector<float>& z,
+Status Runner::AppendEmbeddings(storage::ColumnWriter* w, const float* z,
                                 const std::vector<std::uint16_t>& half, std::uint64_t rows) {
   if (opt_.dtype == OutputType::kFloat16) {
     return w->AppendValues<std::uint16_t>(std::span(half).first(rows * d_));
   }
-  return w->AppendValues<float>(std::span(z).first(rows * d_));
+  return w->AppendValues<float>(std::span(z, rows * d_));
 }
 
 Status Runner::RunHead() {
@@ -1156,7 +1162,7 @@ Status Runner::RunHead() {
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }
-  std::vector<float> hbuf(B * d_), gbuf(B * d_), zbuf(B * d_);
+  auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({B * d_, B * d_, B * d_});
   std::vector<std::uint16_t> half(f16 ? B * d_ : 0);
   PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
   storage::ColumnSpec spec;
@@ -1168,13 +1174,13 @@ Status Runner::RunHead() {
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
-    PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf.data()));
-    Linear(G1t_, g_, hbuf.data(), static_cast<std::int64_t>(nb), gbuf.data(), true);
-    Linear(G2t_, at::Tensor(), gbuf.data(), static_cast<std::int64_t>(nb), zbuf.data(), false);
+    PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
+    Linear(G1t_, g_, hbuf, static_cast<std::int64_t>(nb), gbuf, true);
+    Linear(G2t_, at::Tensor(), gbuf, static_cast<std::int64_t>(nb), zbuf, false);
     const bool normalize = model_.config.normalize;
     ForRows(nb, 1024, [&](const RowRange& rr) {
       for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-        float* z = zbuf.data() + r * d_;
+        float* z = zbuf + r * d_;
         if (normalize) NormalizeRows(z, 1, d_);
         if (!scale_w_.empty()) {  // the learned length, from h_K
           double a = scale_w_[d_];
@@ -1195,7 +1201,7 @@ Status Runner::RunHead() {
   }
   const std::uint64_t BO = ordered_ ? oout_rows_ : 0;
   if (ordered_) {
-    zbuf.resize(BO * d_);
+    zbuf = arena_mem_.Carve<1>({BO * d_})[0];
     half.resize(f16 ? BO * d_ : 0);
   }
   for (std::uint64_t b = 0; ordered_ && b < N_; b += BO) {  // back to item order
@@ -1207,7 +1213,7 @@ Status Runner::RunHead() {
         if (f16) {
           for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
         } else {
-          std::memcpy(zbuf.data() + r * d_, z, d_ * sizeof(float));
+          std::memcpy(zbuf + r * d_, z, d_ * sizeof(float));
         }
       }
     });
