@@ -7,6 +7,11 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 #include <tbb/task_arena.h>
+// at::parallel_for only uses torch's thread team where this file is compiled with OpenMP;
+// without it every range runs on the calling thread, silently (see the top CMakeLists.txt).
+#ifndef _OPENMP
+#error "compile with OpenMP (OpenMP::OpenMP_CXX), or at::parallel_for runs serially"
+#endif
 
 #include <algorithm>
 #include <atomic>

@@ -3,6 +3,11 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
+// at::parallel_for only uses torch's thread team where this file is compiled with OpenMP;
+// without it every range runs on the calling thread, silently (see the top CMakeLists.txt).
+#ifndef _OPENMP
+#error "compile with OpenMP (OpenMP::OpenMP_CXX), or at::parallel_for runs serially"
+#endif
 
 #include <algorithm>
 #include <cmath>
