@@ -25,6 +25,7 @@
 #include "infer/locality_order.h"
 #include "infer/model_source.h"
 #include "infer/pool_kernel.h"
+#include "infer/row_products.h"
 #include "infer/scratch_arena.h"
 #include "storage/blas_runtime.h"
 #include "storage/huge_pages.h"
@@ -44,9 +45,6 @@ constexpr const char* kPrefix = "infer.";
 constexpr std::uint64_t kDefaultBlockRows = 65536;
 constexpr std::uint64_t kDefaultSegmentRows = 1ull << 20;
 constexpr std::uint64_t kMinBlockRows = 16;
-// Rows per product on one thread: a slice's p (m floats a row) is still in L2 when W_pool
-// reads it back.
-constexpr std::uint64_t kSliceRows = 2048;
 // The store's ColumnWriter buffers up to this many bytes before it writes (storage/column.cc),
 // and holds an encoded copy while writing.
 constexpr std::uint64_t kStoreWriteBatch = 64ull << 20;
@@ -167,19 +165,14 @@ struct LayerWeights {
   at::Tensor WselfT, WpoolT;
 };
 
-// out[rows x n] = act(a[rows x k] * wt[k x n] + bias) on the calling thread (CPU tensors).
-void LinearRows(const at::Tensor& wt, const at::Tensor& bias, const float* a, std::uint64_t rows,
-                float* out, bool relu) {
-  auto f32 = at::TensorOptions().dtype(at::kFloat);
-  const auto r = static_cast<std::int64_t>(rows);
-  at::Tensor A = at::from_blob(const_cast<float*>(a), {r, wt.size(0)}, f32);
-  at::Tensor O = at::from_blob(out, {r, wt.size(1)}, f32);
-  if (bias.defined()) {
-    at::addmm_out(O, bias, A, wt);
-  } else {
-    at::mm_out(O, A, wt);
-  }
-  if (relu) at::relu_(O);
+// A CPU weight tensor (transposed, [in x out], contiguous) and bias as SliceProduct reads them.
+DenseWeights Dense(const at::Tensor& wt, const at::Tensor& bias) {
+  DenseWeights w;
+  w.wt = wt.data_ptr<float>();
+  w.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  w.in = static_cast<std::uint32_t>(wt.size(0));
+  w.out = static_cast<std::uint32_t>(wt.size(1));
+  return w;
 }
 
 // A range of rows given to a parallel loop body.
@@ -304,6 +297,17 @@ class Runner {
                        f(RowRange{static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(e)});
                      });
   }
+  // Runs f(lo, hi) for each slice [lo, hi) of kSliceRows rows of [0, n) (the last one
+  // shorter), slices spread over the same team: the unit every CPU product works on.
+  template <typename F>
+  void ForSlices(std::uint64_t n, F&& f) {
+    const std::uint64_t slices = (n + kSliceRows - 1) / kSliceRows;
+    ForRows(slices, 1, [&](const RowRange& r) {
+      for (std::uint64_t j = r.lo; j < r.hi; ++j) {
+        f(j * kSliceRows, std::min(n, (j + 1) * kSliceRows));
+      }
+    });
+  }
 
   const InferOptions& opt_;
   InferReport report_;
@@ -369,9 +373,9 @@ struct OrderedMemory {
 void Runner::Linear(const at::Tensor& wt, const at::Tensor& bias, const float* a,
                     std::int64_t rows, float* out, bool relu) {
   if (device_.is_cpu()) {
-    const auto in = static_cast<std::uint64_t>(wt.size(0)), n = static_cast<std::uint64_t>(wt.size(1));
-    ForRows(static_cast<std::uint64_t>(rows), kSliceRows, [&](const RowRange& r) {
-      LinearRows(wt, bias, a + r.lo * in, r.hi - r.lo, out + r.lo * n, relu);
+    const DenseWeights w = Dense(wt, bias);
+    ForSlices(static_cast<std::uint64_t>(rows), [&](std::uint64_t lo, std::uint64_t hi) {
+      SliceProduct(w, a + lo * w.in, hi - lo, out + lo * w.out, relu);
     });
     return;
   }
@@ -683,18 +687,18 @@ void Runner::ProjectRows(std::uint32_t k, const float* h, std::int64_t rows, flo
   }
   // Each thread runs the products of a slice back to back, while its rows are in cache.
   const std::uint64_t in = InDim(k), pw = PooledWidth();
-  ForRows(static_cast<std::uint64_t>(rows), kSliceRows, [&](const RowRange& r) {
-    for (std::uint64_t lo = r.lo; lo < r.hi; lo += kSliceRows) {
-      const std::uint64_t n = std::min(kSliceRows, r.hi - lo);
-      const float* hs = h + lo * in;
-      if (linear_pool_) {
-        LinearRows(lw.Qt, lw.q, hs, n, p_scratch + lo * m_, true);
-        LinearRows(lw.WpoolT, at::Tensor(), p_scratch + lo * m_, n, out + lo * pw, false);
-      } else {
-        LinearRows(lw.Qt, lw.q, hs, n, out + lo * pw, true);
-      }
-      if (self != nullptr) LinearRows(lw.WselfT, lw.w, hs, n, self + lo * d_, false);
+  const DenseWeights q = Dense(lw.Qt, lw.q), wpool = Dense(lw.WpoolT, at::Tensor()),
+                     wself = Dense(lw.WselfT, lw.w);
+  ForSlices(static_cast<std::uint64_t>(rows), [&](std::uint64_t lo, std::uint64_t hi) {
+    const std::uint64_t n = hi - lo;
+    const float* hs = h + lo * in;
+    if (linear_pool_) {
+      SliceProduct(q, hs, n, p_scratch + lo * m_, true);
+      SliceProduct(wpool, p_scratch + lo * m_, n, out + lo * pw, false);
+    } else {
+      SliceProduct(q, hs, n, out + lo * pw, true);
     }
+    if (self != nullptr) SliceProduct(wself, hs, n, self + lo * d_, false);
   });
 }
 

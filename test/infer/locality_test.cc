@@ -268,6 +268,33 @@ TEST_CASE("inference in locality order gives the item order's embeddings", "[loc
   }
 }
 
+TEST_CASE("the embeddings do not depend on the thread count or the block size",
+          "[locality]") {
+  // Rows land in other slices of the products with other threads and blocks; each row must
+  // still come out of the same float operations (infer/row_products.h).
+  GraphSpec gs;
+  gs.items = 1000;
+  Setup s(gs, ModelSpec{});
+  std::vector<float> want;
+  for (LocalityMode mode : {LocalityMode::kOff, LocalityMode::kOn}) {
+    for (int threads : {1, 2, 3}) {
+      for (std::uint64_t block : {std::uint64_t{100}, std::uint64_t{0}}) {
+        InferOptions o = s.Options(mode);
+        o.threads = threads;
+        o.block_rows = block;
+        auto r = Infer(o);
+        INFO(r.status().ToString());
+        REQUIRE(r.ok());
+        std::uint32_t dim = 0;
+        const auto got = testing::ReadEmbedding(s.dir, &dim);
+        if (want.empty()) want = got;
+        INFO("threads " << threads << ", block " << block << ", ordered " << r->locality_order);
+        CHECK(got == want);
+      }
+    }
+  }
+}
+
 TEST_CASE("inference in locality order resumes to the same embeddings", "[locality][resume]") {
   GraphSpec gs;
   gs.items = 1000;
