@@ -219,7 +219,13 @@ class Runner {
   Status RestartLayer(std::uint32_t k);
   bool HasProjections(std::uint32_t k) const;
   Status RunPool(std::uint32_t k, const PoolPlan& plan);
-  Status RunHead();
+  // The head for every item, then the `embedding` column in one publish. h^(K) comes from
+  // the infer.h{K} segments, or (h_in_memory: an ordered run that pooled layer K in this
+  // process) from oself_, by position.
+  Status RunHead(bool h_in_memory);
+  // z = head(h) for `rows` rows (G1, ReLU, G2, then normalise and the learned length), on
+  // the thread team, slice by slice; g: rows x d of scratch.
+  void HeadRows(const float* h, std::uint64_t rows, float* g, float* z);
   // Rows [0, rows) of the head's block (float32 `z`, or float16 `half`) onto `w`.
   Status AppendEmbeddings(storage::ColumnWriter* w, const float* z,
                           const std::vector<std::uint16_t>& half, std::uint64_t rows);
@@ -231,10 +237,15 @@ class Runner {
   // The working set of an ordered run: what it holds throughout plus its largest phase.
   // `block` rows per GEMM block, `out_rows` per append of a layer's or the head's output.
   std::uint64_t OrderedBytes(std::uint64_t block, std::uint64_t out_rows) const;
-  // Layer k in locality order: stage (a) for every node into orows_ / oself_, then (b) by
-  // position into the infer.h{k} segments.
-  Status RunOrderedLayer(std::uint32_t k);
+  // Layer k in locality order: stage (a) for every node into orows_ / oself_ (unless
+  // `projected`: done in memory at the end of layer k - 1), then (b) by position, h^(k)
+  // into oself_ in place (each position reads only its own self term) and the infer.h{k}
+  // segments; oself_ then holds h^(k) of every item.
+  Status RunOrderedLayer(std::uint32_t k, bool projected);
+  // Stage (a) of layer k from the features (k = 1) or the infer.h{k-1} segments.
   Status ProjectOrdered(std::uint32_t k);
+  // Stage (a) of layer k from h^(k-1) in oself_, in place.
+  void ProjectInMemory(std::uint32_t k);
 
   using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n,
                                       storage::ColumnWriter* writer)>;
@@ -1093,15 +1104,41 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
   return Status::OK();
 }
 
-Status Runner::RunOrderedLayer(std::uint32_t k) {
+void Runner::ProjectInMemory(std::uint32_t k) {
+  const auto t0 = Clock::now();
+  if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
+    report_.per_layer.push_back(LayerReport{});
+    report_.per_layer.back().layer = k;
+  }
+  const std::uint32_t in = InDim(k), d = d_;
+  const std::uint64_t B = oblock_;
+  // oself_ holds h^(k-1) and receives W_self h + w: a block of h is copied out first.
+  const auto [hbuf, pbuf] = arena_mem_.Carve<2>({B * in, B * m_});
+  const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
+  for (std::uint64_t b = 0; b < N_; b += B) {
+    Progress(label, k, b, 0, t0, false);
+    const std::uint64_t nb = std::min(B, N_ - b);
+    ForRows(nb * in, 1 << 16, [&](const RowRange& r) {
+      std::memcpy(hbuf + r.lo, oself_ + b * in + r.lo, (r.hi - r.lo) * sizeof(float));
+    });
+    ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf, orows_ + b * d, oself_ + b * d);
+  }
+  Progress(label, k, N_, 0, t0, true);
+  const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * in * d);
+  report_.flops += flops;
+  LayerReport& lr = report_.per_layer.back();
+  lr.project_seconds += Since(t0);
+  lr.flops += flops;
+}
+
+Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
   const std::uint32_t stage = 2 * (k - 1) + 1;
   if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
     report_.per_layer.push_back(LayerReport{});
     report_.per_layer.back().layer = k;
   }
-  PGRAPH_RETURN_IF_ERROR(ProjectOrdered(k));
+  if (!projected) PGRAPH_RETURN_IF_ERROR(ProjectOrdered(k));
   const std::uint64_t B = oout_rows_;
-  float* const zbuf = arena_mem_.Carve<1>({B * d_})[0];
   OrderedPoolInputs pin;
   pin.neighbors = onbrs_;
   pin.weights = owts_;
@@ -1122,15 +1159,21 @@ Status Runner::RunOrderedLayer(std::uint32_t k) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           ForRows(nb, 256, [&](const RowRange& r) {
-            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), zbuf + r.begin() * d_);
+            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), oself_ + (b + r.begin()) * d_);
           });
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf, nb * d_)));
+          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(oself_ + b * d_, nb * d_)));
           done += nb;
           Progress(label, k, done, start_done, t0, false);
         }
         return Status::OK();
       },
       drops));
+  if (start_done > 0) {
+    // A resumed layer: h^(k) of the segments published before the stop is in the store.
+    SegmentedColumn h;
+    PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(k), N_, seg_rows_, d_));
+    PGRAPH_RETURN_IF_ERROR(h.Read(0, start_done, oself_));
+  }
   Progress(label, k, N_, start_done, t0, true);
   // The pooling FLOPs of the rows pooled by this call (a resume skips published segments).
   const double flops = 2.0 * onnz_ * PooledWidth() * (N_ - start_done) / N_;
@@ -1152,10 +1195,39 @@ Status Runner::AppendEmbeddings(storage::ColumnWriter* w, const float* z,
   return w->AppendValues<float>(std::span(z, rows * d_));
 }
 
-Status Runner::RunHead() {
+void Runner::HeadRows(const float* h, std::uint64_t rows, float* g, float* z) {
+  if (device_.is_cpu()) {
+    const DenseWeights g1 = Dense(G1t_, g_), g2 = Dense(G2t_, at::Tensor());
+    ForSlices(rows, [&](std::uint64_t lo, std::uint64_t hi) {
+      SliceProduct(g1, h + lo * d_, hi - lo, g + lo * d_, true);
+      SliceProduct(g2, g + lo * d_, hi - lo, z + lo * d_, false);
+    });
+  } else {
+    Linear(G1t_, g_, h, static_cast<std::int64_t>(rows), g, true);
+    Linear(G2t_, at::Tensor(), g, static_cast<std::int64_t>(rows), z, false);
+  }
+  const bool normalize = model_.config.normalize;
+  ForRows(rows, 1024, [&](const RowRange& rr) {
+    for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
+      float* zr = z + r * d_;
+      if (normalize) NormalizeRows(zr, 1, d_);
+      if (!scale_w_.empty()) {  // the learned length, from h_K
+        double a = scale_w_[d_];
+        for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * h[r * d_ + c];
+        const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
+        for (std::uint64_t c = 0; c < d_; ++c) zr[c] *= len;
+      }
+    }
+  });
+  report_.flops += 4.0 * rows * d_ * d_;
+}
+
+Status Runner::RunHead(bool h_in_memory) {
   const auto t0 = Clock::now();
   SegmentedColumn h;
-  PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(K_), N_, seg_rows_, d_));
+  if (!h_in_memory) {
+    PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(K_), N_, seg_rows_, d_));
+  }
   const bool f16 = opt_.dtype == OutputType::kFloat16;
   const std::uint64_t row_bytes = 3ull * d_ * sizeof(float) + 2ull * d_;
   // The embedding column is one atomic write: the store buffers it in batches.
@@ -1163,7 +1235,7 @@ Status Runner::RunHead() {
   const std::uint64_t head_writer = std::min(N_ * d_ * esize, kStoreWriteBatch) * 2;
   const std::uint64_t head_bytes =
       head_writer <= work_bytes_ / 2 ? work_bytes_ - head_writer : work_bytes_ / 2;
-  // In locality order the embeddings are computed by position into oself_ (the layers are
+  // In locality order the embeddings are computed by position into orows_ (the layers are
   // done with it) and then written in item order; OrderedBytes() planned the block.
   const std::uint64_t B = ordered_ ? oblock_
                                    : std::min({block_cap_, head_bytes / row_bytes, N_});
@@ -1171,7 +1243,8 @@ Status Runner::RunHead() {
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }
-  auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({B * d_, B * d_, B * d_});
+  auto [hbuf, gbuf, zbuf] =
+      arena_mem_.Carve<3>({h_in_memory ? 0 : B * d_, B * d_, ordered_ ? 0 : B * d_});
   std::vector<std::uint16_t> half(f16 ? B * d_ : 0);
   PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
   storage::ColumnSpec spec;
@@ -1183,29 +1256,18 @@ Status Runner::RunHead() {
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
-    PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
-    Linear(G1t_, g_, hbuf, static_cast<std::int64_t>(nb), gbuf, true);
-    Linear(G2t_, at::Tensor(), gbuf, static_cast<std::int64_t>(nb), zbuf, false);
-    const bool normalize = model_.config.normalize;
-    ForRows(nb, 1024, [&](const RowRange& rr) {
-      for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-        float* z = zbuf + r * d_;
-        if (normalize) NormalizeRows(z, 1, d_);
-        if (!scale_w_.empty()) {  // the learned length, from h_K
-          double a = scale_w_[d_];
-          for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * hbuf[r * d_ + c];
-          const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
-          for (std::uint64_t c = 0; c < d_; ++c) z[c] *= len;
-        }
-        if (ordered_) {
-          std::memcpy(oself_ + (b + r) * d_, z, d_ * sizeof(float));
-        } else if (f16) {
-          for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
-        }
+    const float* hb = h_in_memory ? oself_ + b * d_ : hbuf;
+    if (!h_in_memory) PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
+    float* z = ordered_ ? orows_ + b * d_ : zbuf;
+    HeadRows(hb, nb, gbuf, z);
+    if (!ordered_) {
+      if (f16) {
+        ForRows(nb * d_, 1 << 14, [&](const RowRange& rr) {
+          for (std::uint64_t i = rr.begin(); i < rr.end(); ++i) half[i] = storage::FloatToHalf(z[i]);
+        });
       }
-    });
-    if (!ordered_) PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
-    report_.flops += 4.0 * nb * d_ * d_;
+      PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
+    }
     Progress("head", 0, b + nb, 0, t0, false);
   }
   const std::uint64_t BO = ordered_ ? oout_rows_ : 0;
@@ -1218,7 +1280,7 @@ Status Runner::RunHead() {
     const std::uint64_t nb = std::min(BO, N_ - b);
     ForRows(nb, 1024, [&](const RowRange& rr) {
       for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-        const float* z = oself_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
+        const float* z = orows_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
         if (f16) {
           for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
         } else {
@@ -1271,10 +1333,21 @@ Result<InferReport> Runner::Run() {
     PGRAPH_RETURN_IF_ERROR(Setup());
     PGRAPH_RETURN_IF_ERROR(PlanAndResume());
     torch::NoGradGuard no_grad;
+    // In locality order a layer's stage (a) runs in memory from the h^(k-1) the previous
+    // layer left in oself_, and the head from h^(K) there: the segments are read back only
+    // after a resume.
+    bool projected = false, h_in_memory = false;
     for (std::uint32_t k = 1; k <= K_; ++k) {
       if (state_.stage > 2 * (k - 1) + 1) continue;
       if (ordered_) {
-        PGRAPH_RETURN_IF_ERROR(RunOrderedLayer(k));
+        PGRAPH_RETURN_IF_ERROR(RunOrderedLayer(k, projected));
+        if (k < K_) {
+          PGRAPH_RETURN_IF_ERROR(CheckCancel());
+          ProjectInMemory(k + 1);
+          projected = true;
+        } else {
+          h_in_memory = true;
+        }
         continue;
       }
       PGRAPH_ASSIGN_OR_RETURN(PoolPlan plan, PlanPool(k));
@@ -1286,7 +1359,7 @@ Result<InferReport> Runner::Run() {
       }
       PGRAPH_RETURN_IF_ERROR(RunPool(k, plan));
     }
-    if (state_.stage <= 2 * K_) PGRAPH_RETURN_IF_ERROR(RunHead());
+    if (state_.stage <= 2 * K_) PGRAPH_RETURN_IF_ERROR(RunHead(h_in_memory));
     PGRAPH_RETURN_IF_ERROR(BuildIndex());
   } catch (const c10::Error& e) {
     return Status::Internal(std::string("torch: ") + e.what_without_backtrace());

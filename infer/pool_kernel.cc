@@ -102,14 +102,16 @@ __attribute__((always_inline)) inline void PoolActivateOrderedBody(
   const std::uint64_t end_e = end * T;
   constexpr std::uint32_t kStack = D > 0 ? D : 1;
   float stack_acc[kStack];
+  std::vector<float> heap_acc(D > 0 ? 0 : d);
+  float* __restrict a = D > 0 ? stack_acc : heap_acc.data();
   for (std::uint64_t e = begin * T; e < std::min<std::uint64_t>(begin * T + kOrderedAhead, end_e);
        ++e) {
     const NodeId v = in.neighbors[e];
     if (v != kInvalidNode) PrefetchRow(in.r + static_cast<std::uint64_t>(v) * d, d);
   }
   for (std::uint64_t i = begin; i < end; ++i) {
-    float* __restrict o = out + (i - begin) * d;
-    float* __restrict a = D > 0 ? stack_acc : o;
+    // Not restrict: `out` may be `in.s` itself (each row reads its own s before writing).
+    float* o = out + (i - begin) * d;
     for (std::uint32_t c = 0; c < d; ++c) a[c] = 0.0f;
     float count = 0;
     for (std::uint32_t t = 0; t < T; ++t) {
@@ -128,7 +130,7 @@ __attribute__((always_inline)) inline void PoolActivateOrderedBody(
     if (in.mean && count > 0) {
       for (std::uint32_t c = 0; c < d; ++c) a[c] /= count;
     }
-    const float* __restrict s = in.s + i * d;
+    const float* s = in.s + i * d;
     double ss = 0;
     for (std::uint32_t c = 0; c < d; ++c) {
       a[c] = std::max(s[c] + a[c], 0.0f);

@@ -47,6 +47,7 @@ struct OrderedPoolInputs {
   std::uint32_t d = 0;
   bool mean = false;                 // mean pooling (weights unused) instead of importance
 };
+// `out` may be in.s + begin * d (in place).
 void PoolActivateOrdered(const OrderedPoolInputs& in, std::uint64_t begin, std::uint64_t end,
                          float* out);
 
