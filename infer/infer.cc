@@ -22,16 +22,17 @@
 #include <memory>
 #include <thread>
 
-#include "infer/locality_order.h"
 #include "infer/model_source.h"
 #include "infer/pool_kernel.h"
 #include "infer/row_products.h"
 #include "infer/scratch_arena.h"
+#include "infer/serial_jobs.h"
 #include "storage/blas_runtime.h"
 #include "storage/huge_pages.h"
 #include "storage/store.h"
 #include "storage/test_hooks.h"
 #include "train/trainer.h"
+#include "walker/walker.h"
 #if defined(PGRAPH_HAVE_ANN) && PGRAPH_HAVE_ANN
 #include "ann/ann.h"
 #endif
@@ -182,6 +183,11 @@ struct RowRange {
   std::uint64_t end() const { return hi; }
 };
 
+// Where an ordered run's neighbour lists by position come from: the order computed here from
+// walk.neighbors, or the walk's layout (walker.h) read in place from LMDB's map or copied
+// (other backends).
+enum class LayoutSource { kComputed, kStoredMapped, kStoredCopied };
+
 class Runner {
  public:
   explicit Runner(const InferOptions& o) : opt_(o) {}
@@ -234,6 +240,10 @@ class Runner {
   // `allow_order` is false: a resumed run in item order) and, when it does, reads every
   // neighbour list, orders the items, maps the lists' ids to positions and names layout_.
   Status DecideLayout(bool allow_order);
+  // The two ways DecideLayout fills lo_, the lists by position (pieces), onnz_ and the
+  // locality share: from walk.neighbors (ordering here), or from the walk's layout.
+  Status ComputeLayout(Clock::time_point t0);
+  Status ReadStoredLayout();
   // The working set of an ordered run: what it holds throughout plus its largest phase.
   // `block` rows per GEMM block, `out_rows` per append of a layer's or the head's output.
   std::uint64_t OrderedBytes(std::uint64_t block, std::uint64_t out_rows) const;
@@ -247,10 +257,14 @@ class Runner {
   // Stage (a) of layer k from h^(k-1) in oself_, in place.
   void ProjectInMemory(std::uint32_t k);
 
-  using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n,
-                                      storage::ColumnWriter* writer)>;
+  // Stage `stage`'s output as resumable segments: fill(first, n, append) computes rows
+  // [first, first + n) and hands them, in order, to append(rows, count). With `jobs` the
+  // appends and publishes run there, behind the computation: appended rows must then stay
+  // unchanged until RunSegments returns.
+  using AppendFn = std::function<Status(const float* rows, std::uint64_t count)>;
+  using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n, const AppendFn& append)>;
   Status RunSegments(std::uint32_t stage, std::uint32_t width, const FillFn& fill,
-                     const std::vector<std::string>& drop_at_end);
+                     const std::vector<std::string>& drop_at_end, SerialJobs* jobs = nullptr);
   std::string StageName(std::uint32_t s) const {
     if (s >= 2 * K_) return "head";
     return (s % 2 == 0 ? "p" : "h") + std::to_string(s / 2 + 1);
@@ -355,7 +369,8 @@ class Runner {
   // the head reuses it for the embeddings).
   bool ordered_ = false;
   std::string layout_ = kItemOrder;
-  LocalityOrder lo_;
+  LayoutSource source_ = LayoutSource::kComputed;
+  walker::LocalityOrder lo_;
   // They live in one allocation (OrderedMemory): the first region holds the lists in item
   // order while the order is computed and then orows_ / oself_, the second the lists by
   // position. Fresh pages cost a fault each (~0.5 s per GiB on the VMs measured), so no byte is
@@ -363,21 +378,27 @@ class Runner {
   // seconds per GiB, and in locality order most reads hit the same few pages anyway. Not
   // zeroed: every element is written before it is read.
   std::unique_ptr<std::byte[]> omem_;
-  NodeId* onbrs_ = nullptr;
-  float* owts_ = nullptr;
+  // The lists by position, naming positions, in pieces of piece_rows_ rows: the layout
+  // column's chunks in LMDB's map, or one piece in omem_.
+  std::vector<const NodeId*> piece_nbrs_;
+  std::vector<const float*> piece_wts_;
+  std::uint64_t piece_rows_ = 0;
   float* orows_ = nullptr;
   float* oself_ = nullptr;
   std::uint64_t onnz_ = 0;
   std::uint64_t oblock_ = 0, oout_rows_ = 0;  // rows per GEMM block and per output append
 };
 
-// The two regions of an ordered run's allocation, in bytes (64-byte multiples).
+// The two regions of an ordered run's allocation, in bytes (64-byte multiples): the rows of
+// (a) and the self terms, and the lists by position (none when they stay in the map). A
+// computed order first holds the lists in item order in the rows region.
 struct OrderedMemory {
   std::uint64_t rows, lists;
-  OrderedMemory(std::uint64_t n, std::uint32_t T, std::uint32_t d) {
+  OrderedMemory(std::uint64_t n, std::uint32_t T, std::uint32_t d, LayoutSource source) {
     auto up = [](std::uint64_t b) { return (b + 63) & ~std::uint64_t{63}; };
-    lists = up(n * T * 4) * 2;
-    rows = std::max(up(n * d * 4) * 2, lists);
+    lists = source == LayoutSource::kStoredMapped ? 0 : up(n * T * 4) * 2;
+    rows = up(n * d * 4) * 2;
+    if (source == LayoutSource::kComputed) rows = std::max(rows, lists);
   }
 };
 
@@ -569,38 +590,59 @@ Status Runner::PlanBlocks() {
 }
 
 Status Runner::RunSegments(std::uint32_t stage, std::uint32_t width, const FillFn& fill,
-                           const std::vector<std::string>& drop_at_end) {
+                           const std::vector<std::string>& drop_at_end, SerialJobs* jobs) {
   const std::string name = StageName(stage);
   const std::uint64_t nseg = (N_ + seg_rows_ - 1) / seg_rows_;
   const std::uint64_t j0 = state_.stage == stage ? state_.segments : 0;
+  // A job runs now, or is queued behind the earlier ones (then its error shows up later).
+  auto run = [jobs](std::function<Status()> job) -> Status {
+    if (jobs == nullptr) return job();
+    jobs->Post(std::move(job));
+    return jobs->status();
+  };
+  struct Segment {
+    std::unique_ptr<storage::Update> update;
+    storage::ColumnWriter* writer = nullptr;
+  };
   for (std::uint64_t j = j0; j < nseg; ++j) {
     const std::uint64_t first = j * seg_rows_, n = std::min(seg_rows_, N_ - first);
-    PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
-    storage::ColumnSpec spec;
-    spec.name = SegmentName(name, j);
-    spec.dtype = storage::DType::kF32;
-    spec.width = width;
-    spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
-    PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * writer, update->AddColumn(spec));
-    PGRAPH_RETURN_IF_ERROR(fill(first, n, writer));
-    PGRAPH_RETURN_IF_ERROR(Stop("segment:" + name + ":" + std::to_string(j)));
-    State next = state_;
-    if (j + 1 == nseg) {
-      next.stage = stage + 1;
-      next.segments = 0;
-      if (!opt_.keep_intermediates) {
-        for (const auto& d : drop_at_end) update->DropColumn(d);
+    auto seg = std::make_shared<Segment>();
+    PGRAPH_RETURN_IF_ERROR(run([this, seg, name, width, j]() -> Status {
+      PGRAPH_ASSIGN_OR_RETURN(seg->update, store_->BeginUpdate());
+      storage::ColumnSpec spec;
+      spec.name = SegmentName(name, j);
+      spec.dtype = storage::DType::kF32;
+      spec.width = width;
+      spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
+      PGRAPH_ASSIGN_OR_RETURN(seg->writer, seg->update->AddColumn(spec));
+      return Status::OK();
+    }));
+    PGRAPH_RETURN_IF_ERROR(fill(first, n, [&](const float* rows, std::uint64_t count) {
+      return run([seg, rows, count, width] {
+        return seg->writer->AppendValues<float>(std::span(rows, count * width));
+      });
+    }));
+    PGRAPH_RETURN_IF_ERROR(run([this, seg, name, j, nseg, stage, &drop_at_end]() -> Status {
+      PGRAPH_RETURN_IF_ERROR(Stop("segment:" + name + ":" + std::to_string(j)));
+      State next = state_;
+      if (j + 1 == nseg) {
+        next.stage = stage + 1;
+        next.segments = 0;
+        if (!opt_.keep_intermediates) {
+          for (const auto& d : drop_at_end) seg->update->DropColumn(d);
+        }
+      } else {
+        next.stage = stage;
+        next.segments = j + 1;
       }
-    } else {
-      next.stage = stage;
-      next.segments = j + 1;
-    }
-    update->SetMeta(kStateKey, FormatState(next));
-    PGRAPH_RETURN_IF_ERROR(update->Publish());
-    state_ = next;
-    PGRAPH_RETURN_IF_ERROR(Stop("published:" + name + ":" + std::to_string(j)));
+      seg->update->SetMeta(kStateKey, FormatState(next));
+      PGRAPH_RETURN_IF_ERROR(seg->update->Publish());
+      seg->update.reset();
+      state_ = next;
+      return Stop("published:" + name + ":" + std::to_string(j));
+    }));
   }
-  return Status::OK();
+  return jobs ? jobs->Wait() : Status::OK();
 }
 
 Status Runner::RunProject(std::uint32_t k) {
@@ -625,14 +667,14 @@ Status Runner::RunProject(std::uint32_t k) {
   std::uint64_t done = start_done;
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, pw,
-      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+      [&](std::uint64_t first, std::uint64_t n, const AppendFn& append) -> Status {
         for (std::uint64_t b = first; b < first + n; b += B) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf.data()));
           std::vector<float>& out = linear_pool_ ? rbuf : pbuf;
           ProjectRows(k, hbuf.data(), static_cast<std::int64_t>(nb), pbuf.data(), out.data());
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(out).first(nb * pw)));
+          PGRAPH_RETURN_IF_ERROR(append(out.data(), nb));
           done += nb;
           report_.flops += flops_per_row * nb;
           Progress(label, k, done, start_done, t0, false);
@@ -798,7 +840,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
   const bool add_pooled = linear_pool_;  // z = ReLU(W_self h + w + pooled), no concat
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, d_,
-      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+      [&](std::uint64_t first, std::uint64_t n, const AppendFn& append) -> Status {
         for (std::uint64_t b = first; b < first + n; b += B) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
@@ -876,7 +918,7 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
               for (std::uint32_t i = 0; i < d; ++i) z[i] *= inv;
             }
           });
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(zbuf).first(nb * d_)));
+          PGRAPH_RETURN_IF_ERROR(append(zbuf.data(), nb));
           done += nb;
           const double f = 2.0 * nnz * pw + 2.0 * nb * (linear_pool_ ? in : cw) * d_;
           pool_flops += f;
@@ -906,13 +948,15 @@ std::uint64_t Runner::OrderedBytes(std::uint64_t B, std::uint64_t out_rows) cons
   for (std::uint32_t k = 1; k <= K_; ++k) max_in = std::max(max_in, InDim(k));
   // Held throughout: the two regions (neighbour lists; rows of (a) and self terms), order
   // and positions.
-  const OrderedMemory mem(N_, Tu_, d_);
+  const OrderedMemory mem(N_, Tu_, d_, source_);
   const std::uint64_t held = mem.rows + mem.lists + N_ * 2 * sizeof(NodeId);
   // Ordering (a block of neighbour rows as read), then the layers and the head, whose blocks
   // come out of one arena that keeps the largest of them: (a) h, the input scratch, p and the
   // two outputs of a block; (b) a block of outputs; the head three blocks, then the output
   // rows. Beside the arena, a segment writer in (b) or the embedding writer in the head.
-  const std::uint64_t order = LocalityOrderScratchBytes(N_) + B * cols_.width * 8;
+  const std::uint64_t order = source_ == LayoutSource::kComputed
+                                 ? walker::LocalityOrderScratchBytes(N_) + B * cols_.width * 8
+                                 : 0;
   const std::uint64_t project = B * (2ull * max_in + m_ + 2 * d) * f;
   const std::uint64_t pool = out_rows * d * f;
   const std::uint64_t head = std::max(B * 3, out_rows) * d * f;
@@ -942,6 +986,12 @@ Status Runner::DecideLayout(bool allow_order) {
     report_.layout_note = "partitioning forced";
     return Status::OK();
   }
+  // A layout the walk wrote for these lists is read instead of computed (walker.h).
+  source_ = LayoutSource::kComputed;
+  if (opt_.stored_layout && Tu_ == cols_.width && walker::HasCurrentLayout(*store_)) {
+    source_ = store_->backend() == storage::Backend::kLmdb ? LayoutSource::kStoredMapped
+                                                          : LayoutSource::kStoredCopied;
+  }
   // Blocks as large as allowed, appends of a whole write batch of the store (so the column
   // writer encodes straight from our buffer instead of staging a copy); smaller when the
   // budget says so.
@@ -965,8 +1015,46 @@ Status Runner::DecideLayout(bool allow_order) {
   oblock_ = block;
   oout_rows_ = out_rows;
   const auto t0 = Clock::now();
-  const OrderedMemory mem(N_, Tu_, d_);
+  const OrderedMemory mem(N_, Tu_, d_, source_);
   omem_ = std::make_unique_for_overwrite<std::byte[]>(mem.rows + mem.lists);
+  if (source_ == LayoutSource::kComputed) {
+    PGRAPH_RETURN_IF_ERROR(ComputeLayout(t0));
+  } else {
+    PGRAPH_RETURN_IF_ERROR(ReadStoredLayout());
+  }
+  if (opt_.locality == LocalityMode::kAuto && report_.locality_share < kLocalityMinShare) {
+    // Neighbourhoods without clusters (random graphs): the order would not pay for itself.
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "the neighbourhoods have no locality to exploit (%.0f%% near)",
+                  100.0 * report_.locality_share);
+    report_.layout_note = buf;
+    omem_.reset();
+    piece_nbrs_.clear();
+    piece_wts_.clear();
+    lo_ = walker::LocalityOrder{};
+    report_.order_seconds = Since(t0);
+    return Status::OK();
+  }
+  orows_ = reinterpret_cast<float*>(omem_.get());
+  oself_ = reinterpret_cast<float*>(omem_.get() + mem.rows / 2);
+  // Names the order in the state, so a resume never mixes rows of two orders.
+  std::uint64_t h = 1469598103934665603ull;
+  for (NodeId x : lo_.order) h = (h ^ x) * 1099511628211ull;
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  layout_ = std::string("locality:") + buf;
+  ordered_ = true;
+  report_.locality_order = true;
+  report_.layout_source = source_ == LayoutSource::kComputed ? "computed" : "stored";
+  report_.order_seconds = Since(t0);
+  Progress("order", 0, N_, 0, t0, true);
+  report_.peak_working_bytes =
+      std::max(report_.peak_working_bytes, OrderedBytes(oblock_, oout_rows_));
+  return Status::OK();
+}
+
+Status Runner::ComputeLayout(Clock::time_point t0) {
+  const OrderedMemory mem(N_, Tu_, d_, source_);
   // The lists in item order, in the rows region for now.
   NodeId* item_nbrs = reinterpret_cast<NodeId*>(omem_.get());
   float* item_wts = reinterpret_cast<float*>(omem_.get() + mem.lists / 2);
@@ -1008,23 +1096,15 @@ Status Runner::DecideLayout(bool allow_order) {
       for (const Status& st : errors) PGRAPH_RETURN_IF_ERROR(st);
     }
   }
-  arena_->execute([&] { lo_ = ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
+  arena_->execute([&] { lo_ = walker::ComputeLocalityOrder(item_nbrs, item_wts, N_, Tu_); });
   report_.locality_share =
-      LocalityShare(lo_, item_nbrs, N_, Tu_, 4096, std::max<std::uint64_t>(1, N_ / 65536));
+      walker::LocalityShare(lo_, item_nbrs, N_, Tu_, 4096, std::max<std::uint64_t>(1, N_ / 65536));
   if (opt_.locality == LocalityMode::kAuto && report_.locality_share < kLocalityMinShare) {
-    // Neighbourhoods without clusters (random graphs): the order would not pay for itself.
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "the neighbourhoods have no locality to exploit (%.0f%% near)",
-                  100.0 * report_.locality_share);
-    report_.layout_note = buf;
-    omem_.reset();
-    lo_ = LocalityOrder{};
-    report_.order_seconds = Since(t0);
-    return Status::OK();
+    return Status::OK();  // DecideLayout keeps item order
   }
   // The lists by position, naming positions, into the lists region.
-  onbrs_ = reinterpret_cast<NodeId*>(omem_.get() + mem.rows);
-  owts_ = reinterpret_cast<float*>(omem_.get() + mem.rows + mem.lists / 2);
+  NodeId* const onbrs = reinterpret_cast<NodeId*>(omem_.get() + mem.rows);
+  float* const owts = reinterpret_cast<float*>(omem_.get() + mem.rows + mem.lists / 2);
   std::atomic<std::uint64_t> nnz{0};
   ForRows(N_, 4096, [&](const RowRange& r) {
     std::uint64_t valid = 0;
@@ -1039,28 +1119,102 @@ Status Runner::DecideLayout(bool allow_order) {
       const std::uint64_t from = static_cast<std::uint64_t>(lo_.order[i]) * Tu_;
       for (std::uint32_t t = 0; t < Tu_; ++t) {
         const NodeId v = item_nbrs[from + t];
-        onbrs_[i * Tu_ + t] = v == kInvalidNode ? kInvalidNode : lo_.pos[v];
+        onbrs[i * Tu_ + t] = v == kInvalidNode ? kInvalidNode : lo_.pos[v];
         valid += v != kInvalidNode;
       }
-      std::memcpy(owts_ + i * Tu_, item_wts + from, Tu_ * sizeof(float));
+      std::memcpy(owts + i * Tu_, item_wts + from, Tu_ * sizeof(float));
     }
     nnz += valid;
   });
-  orows_ = reinterpret_cast<float*>(omem_.get());
-  oself_ = reinterpret_cast<float*>(omem_.get() + mem.rows / 2);
   onnz_ = nnz.load();
-  // Names the order in the state, so a resume never mixes rows of two orders.
-  std::uint64_t h = 1469598103934665603ull;
-  for (NodeId x : lo_.order) h = (h ^ x) * 1099511628211ull;
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  layout_ = std::string("locality:") + buf;
-  ordered_ = true;
-  report_.locality_order = true;
-  report_.order_seconds = Since(t0);
-  Progress("order", 0, N_, 0, t0, true);
-  report_.peak_working_bytes =
-      std::max(report_.peak_working_bytes, OrderedBytes(oblock_, oout_rows_));
+  piece_rows_ = N_;
+  piece_nbrs_ = {onbrs};
+  piece_wts_ = {owts};
+  return Status::OK();
+}
+
+Status Runner::ReadStoredLayout() {
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* oc, store_->OpenColumn(walker::kLayoutOrder));
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* nc,
+                          store_->OpenColumn(walker::kLayoutNeighbors));
+  PGRAPH_ASSIGN_OR_RETURN(const storage::Column* wc, store_->OpenColumn(walker::kLayoutWeights));
+  lo_.order.resize(N_);
+  PGRAPH_RETURN_IF_ERROR(oc->ReadRows(0, N_, std::as_writable_bytes(std::span(lo_.order))));
+  lo_.pos.assign(N_, kInvalidNode);
+  for (std::uint64_t i = 0; i < N_; ++i) {
+    const NodeId u = lo_.order[i];
+    if (u >= N_ || lo_.pos[u] != kInvalidNode) {
+      return Status::Corruption(std::string(walker::kLayoutOrder) + " in " + store_->dir() +
+                                " is not a permutation of the items (position " +
+                                std::to_string(i) + " names item " + std::to_string(u) + ")");
+    }
+    lo_.pos[u] = static_cast<NodeId>(i);
+  }
+  // Chunk by chunk on the TBB threads: each is checked (checksum, then the ids) once; in
+  // LMDB's map it is then used in place.
+  const std::uint64_t piece = nc->info().rows_per_chunk;
+  const std::uint64_t pieces = nc->info().num_chunks();
+  if (piece == 0 || wc->info().rows_per_chunk != piece) {
+    return Status::Corruption("the layout columns of " + store_->dir() + " are chunked apart");
+  }
+  const bool mapped = source_ == LayoutSource::kStoredMapped;
+  const OrderedMemory mem(N_, Tu_, d_, source_);
+  NodeId* const copy_n = mapped ? nullptr : reinterpret_cast<NodeId*>(omem_.get() + mem.rows);
+  float* const copy_w =
+      mapped ? nullptr : reinterpret_cast<float*>(omem_.get() + mem.rows + mem.lists / 2);
+  piece_rows_ = mapped ? piece : N_;
+  piece_nbrs_.assign(mapped ? pieces : 1, copy_n);
+  piece_wts_.assign(mapped ? pieces : 1, copy_w);
+  std::vector<Status> errors(pieces);
+  std::atomic<std::uint64_t> nnz{0}, near{0};
+  arena_->execute([&] {
+    tbb::parallel_for(std::uint64_t{0}, pieces, [&](std::uint64_t c) {
+      auto nref = nc->ReadChunk(c);
+      auto wref = nref.ok() ? wc->ReadChunk(c) : Result<storage::ChunkRef>(nref.status());
+      if (!wref.ok()) {
+        errors[c] = wref.status();
+        return;
+      }
+      const auto ids = nref->as<NodeId>();
+      const auto wts = wref->as<float>();
+      const std::uint64_t first = c * piece, rows = std::min(piece, N_ - first);
+      if (ids.size() != rows * Tu_ || wts.size() != rows * Tu_) {
+        errors[c] = Status::Corruption("layout chunk " + std::to_string(c) + " of " +
+                                       store_->dir() + " has the wrong size");
+        return;
+      }
+      std::uint64_t valid = 0, close = 0;
+      for (std::uint64_t r = 0; r < rows; ++r) {
+        for (std::uint32_t t = 0; t < Tu_; ++t) {
+          const NodeId v = ids[r * Tu_ + t];
+          if (v == kInvalidNode) continue;
+          if (v >= N_) {
+            errors[c] = Status::Corruption(std::string(walker::kLayoutNeighbors) + " in " +
+                                           store_->dir() + " names position " +
+                                           std::to_string(v) + " of " + std::to_string(N_));
+            return;
+          }
+          ++valid;
+          const std::uint64_t i = first + r;
+          close += (v > i ? v - i : i - v) <= 4096;
+        }
+      }
+      nnz += valid;
+      near += close;
+      if (mapped) {
+        // Zero-copy chunks have no holder: their bytes live in the map as long as the store.
+        piece_nbrs_[c] = ids.data();
+        piece_wts_[c] = wts.data();
+      } else {
+        std::memcpy(copy_n + first * Tu_, ids.data(), ids.size_bytes());
+        std::memcpy(copy_w + first * Tu_, wts.data(), wts.size_bytes());
+      }
+    });
+  });
+  for (const Status& st : errors) PGRAPH_RETURN_IF_ERROR(st);
+  onnz_ = nnz.load();
+  report_.locality_share =
+      onnz_ == 0 ? 1.0 : static_cast<double>(near.load()) / static_cast<double>(onnz_);
   return Status::OK();
 }
 
@@ -1140,8 +1294,6 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
   if (!projected) PGRAPH_RETURN_IF_ERROR(ProjectOrdered(k));
   const std::uint64_t B = oout_rows_;
   OrderedPoolInputs pin;
-  pin.neighbors = onbrs_;
-  pin.weights = owts_;
   pin.T = Tu_;
   pin.r = orows_;
   pin.s = oself_;
@@ -1152,22 +1304,32 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
   const auto t0 = Clock::now();
   const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
   std::uint64_t done = start_done;
+  // Writing block j's rows overlaps pooling block j + 1: rows of oself_ are final once pooled
+  // and stay until the layer ends (after RunSegments has waited for the writes).
+  SerialJobs writes(arena_.get());
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, d_,
-      [&](std::uint64_t first, std::uint64_t n, storage::ColumnWriter* w) -> Status {
+      [&](std::uint64_t first, std::uint64_t n, const AppendFn& append) -> Status {
         for (std::uint64_t b = first; b < first + n; b += B) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
           const std::uint64_t nb = std::min(B, first + n - b);
           ForRows(nb, 256, [&](const RowRange& r) {
-            PoolActivateOrdered(pin, b + r.begin(), b + r.end(), oself_ + (b + r.begin()) * d_);
+            for (std::uint64_t i = b + r.lo, end; i < b + r.hi; i = end) {
+              const std::uint64_t piece = i / piece_rows_, base = piece * piece_rows_;
+              end = std::min(b + r.hi, base + piece_rows_);
+              OrderedPoolInputs at = pin;
+              at.neighbors = piece_nbrs_[piece] + (i - base) * Tu_;
+              at.weights = piece_wts_[piece] + (i - base) * Tu_;
+              PoolActivateOrdered(at, i, end, oself_ + i * d_);
+            }
           });
-          PGRAPH_RETURN_IF_ERROR(w->AppendValues<float>(std::span(oself_ + b * d_, nb * d_)));
+          PGRAPH_RETURN_IF_ERROR(append(oself_ + b * d_, nb));
           done += nb;
           Progress(label, k, done, start_done, t0, false);
         }
         return Status::OK();
       },
-      drops));
+      drops, &writes));
   if (start_done > 0) {
     // A resumed layer: h^(k) of the segments published before the stop is in the store.
     SegmentedColumn h;

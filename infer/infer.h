@@ -24,8 +24,9 @@
 // with id embeddings off (the default) inference is fully inductive.
 //
 // Locality order: when pooling is linear and everything a layer holds fits the budget, the
-// layers run in a locality order of the items (infer/locality_order.h: items whose
-// neighbourhoods overlap get nearby positions). The rows of (a) are then laid out, and the
+// layers run in a locality order of the items (walker.h: items whose neighbourhoods overlap
+// get nearby positions): the layout `pgraph walk` stored with the neighbourhoods, read in
+// place from LMDB's map, or else an order computed here from walk.neighbors. The rows of (a) are then laid out, and the
 // items of (b) visited, in that order, so the gathers of (b) mostly hit rows that nearby
 // items just brought into cache instead of missing it at random over the whole layer; the
 // intermediate infer.h{k} segments hold their rows in that order, and the head writes
@@ -104,6 +105,10 @@ struct InferOptions {
   bool keep_intermediates = false; // keep infer.p*/infer.h* columns after publishing
   bool build_index = true;         // rebuild the LSH index after publishing (if ann linked)
   LocalityMode locality = LocalityMode::kAuto;
+  // Use the locality layout `pgraph walk` wrote for the current neighbourhoods (walker.h)
+  // instead of ordering the items here. Same order, same embeddings; false makes this run
+  // compute it (benchmarks compare the two).
+  bool stored_layout = true;
   // Rows per block (one GEMM, one pooling task set); 0: 65536, reduced to fit the budget.
   std::uint64_t block_rows = 0;
   // Rows per published segment of intermediates (the resume granularity); 0: 1 << 20.
@@ -144,7 +149,8 @@ struct InferReport {
   std::uint64_t peak_working_bytes = 0;  // largest working set planned (excl. the cache)
   bool locality_order = false;         // the layers ran in a locality order
   std::string layout_note;             // why they did not, when they did not
-  double order_seconds = 0;            // reading the neighbour lists and ordering them
+  std::string layout_source;           // "stored" (the walk's layout) or "computed"
+  double order_seconds = 0;            // reading the layout, or the lists and ordering them
   // Of the neighbour entries of a sample of items: the share whose position lies within 4096
   // positions of their item's (item order on random ids: about 8192 / items).
   double locality_share = 0;

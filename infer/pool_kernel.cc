@@ -99,13 +99,12 @@ template <std::uint32_t D>
 __attribute__((always_inline)) inline void PoolActivateOrderedBody(
     const OrderedPoolInputs& in, std::uint64_t begin, std::uint64_t end, float* out) {
   const std::uint32_t T = in.T, d = D > 0 ? D : in.d;
-  const std::uint64_t end_e = end * T;
+  const std::uint64_t end_e = (end - begin) * T;  // entries e of the lists, from `begin`'s
   constexpr std::uint32_t kStack = D > 0 ? D : 1;
   float stack_acc[kStack];
   std::vector<float> heap_acc(D > 0 ? 0 : d);
   float* __restrict a = D > 0 ? stack_acc : heap_acc.data();
-  for (std::uint64_t e = begin * T; e < std::min<std::uint64_t>(begin * T + kOrderedAhead, end_e);
-       ++e) {
+  for (std::uint64_t e = 0; e < std::min<std::uint64_t>(kOrderedAhead, end_e); ++e) {
     const NodeId v = in.neighbors[e];
     if (v != kInvalidNode) PrefetchRow(in.r + static_cast<std::uint64_t>(v) * d, d);
   }
@@ -115,7 +114,7 @@ __attribute__((always_inline)) inline void PoolActivateOrderedBody(
     for (std::uint32_t c = 0; c < d; ++c) a[c] = 0.0f;
     float count = 0;
     for (std::uint32_t t = 0; t < T; ++t) {
-      const std::uint64_t e = i * T + t;
+      const std::uint64_t e = (i - begin) * T + t;
       if (e + kOrderedAhead < end_e) {
         const NodeId ahead = in.neighbors[e + kOrderedAhead];
         if (ahead != kInvalidNode) PrefetchRow(in.r + static_cast<std::uint64_t>(ahead) * d, d);

@@ -31,7 +31,7 @@ struct PoolInputs {
 void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t begin,
                    std::uint64_t end, float* acc, std::uint64_t stride, float* count);
 
-// Stage (b) of a layer in locality order (infer/locality_order.h), for linear pooling: rows,
+// Stage (b) of a layer in locality order (walker.h), for linear pooling: rows,
 // neighbour lists and outputs are all held by position, and the lists name positions. For
 // positions i in [begin, end):
 //   out[(i - begin) * d ..] = normalise(ReLU(s_i + pooled)), pooled = sum_t w_it r_{nbr_it}
@@ -39,8 +39,10 @@ void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t b
 // with the same float operations as PoolNeighbors followed by the item-order path's
 // activation, so both layouts give the same rows.
 struct OrderedPoolInputs {
-  const NodeId* neighbors = nullptr; // positions x T neighbour positions, kInvalidNode = none
-  const float* weights = nullptr;    // positions x T
+  // The lists of positions [begin, end) (row `begin` first): neighbour positions, kInvalidNode
+  // = none, and their weights; (end - begin) x T each.
+  const NodeId* neighbors = nullptr;
+  const float* weights = nullptr;
   std::uint32_t T = 0;
   const float* r = nullptr;          // positions x d: W_pool p of every node
   const float* s = nullptr;          // positions x d: W_self h + w of every node

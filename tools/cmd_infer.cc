@@ -39,12 +39,14 @@ void PrintJson(const std::string& store, const infer::InferReport& r) {
   std::printf(
       "{\"store\": \"%s\", \"items\": %llu, \"dim\": %u, \"layers\": [%s], "
       "\"device\": \"%s\", \"seconds\": %.3f, \"head_seconds\": %.3f, \"gflops\": %.3f, "
-      "\"locality_order\": %s, \"layout_note\": \"%s\", \"order_seconds\": %.3f, "
+      "\"locality_order\": %s, \"layout_source\": \"%s\", \"layout_note\": \"%s\", "
+      "\"order_seconds\": %.3f, "
       "\"locality_share\": %.4f, \"resumed\": %s, \"resumed_from\": \"%s\", "
       "\"new_items\": %llu, \"index_built\": %s, \"peak_working_bytes\": %llu}\n",
       JsonEscape(store).c_str(), static_cast<unsigned long long>(r.items), r.dim, layers.c_str(),
       JsonEscape(r.device).c_str(), r.seconds, r.head_seconds, r.flops / 1e9,
-      r.locality_order ? "true" : "false", JsonEscape(r.layout_note).c_str(), r.order_seconds,
+      r.locality_order ? "true" : "false", JsonEscape(r.layout_source).c_str(),
+      JsonEscape(r.layout_note).c_str(), r.order_seconds,
       r.locality_share, r.resumed ? "true" : "false", JsonEscape(r.resumed_from).c_str(),
       static_cast<unsigned long long>(r.new_items), r.index_built ? "true" : "false",
       static_cast<unsigned long long>(r.peak_working_bytes));
@@ -116,7 +118,9 @@ std::function<Status()> Setup(CLI::App* app) {
                    rep.resumed ? (" resumed from " + rep.resumed_from).c_str() : "");
       if (rep.locality_order) {
         std::fprintf(stderr,
-                     "  locality order: %.2f s; %.0f%% of neighbours within 4096 positions\n",
+                     "  locality order (%s): %.2f s; %.0f%% of neighbours within 4096 "
+                     "positions\n",
+                     rep.layout_source == "stored" ? "the walk's layout" : "computed",
                      rep.order_seconds, 100.0 * rep.locality_share);
       } else {
         std::fprintf(stderr, "  item order (%s)\n", rep.layout_note.c_str());

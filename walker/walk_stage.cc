@@ -172,6 +172,27 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
   PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * cw, update->AddColumn(cs));
   const bool cooccurrence = po.pairs_path.empty();
   std::vector<std::uint32_t> visits;
+  // Every list, kept for the locality layout when it may be written and fits the budget.
+  bool keep_lists = options.layout == LayoutMode::kOn ||
+                    (options.layout == LayoutMode::kAuto && n >= kLayoutMinItems);
+  if (keep_lists) {
+    const std::uint64_t need = n * t * (sizeof(NodeId) + sizeof(float)) + LocalityLayoutBytes(n, t);
+    if (need > store->options().memory_budget) {
+      const std::string msg = "the locality layout needs " + std::to_string((need >> 20) + 1) +
+                              " MiB of memory, the budget is " +
+                              std::to_string(store->options().memory_budget >> 20) +
+                              " MiB; raise --memory-budget";
+      if (options.layout == LayoutMode::kOn) return Status::ResourceExhausted(msg);
+      keep_lists = false;
+      report.layout.note = msg + " (inference then orders the items itself)";
+    }
+  }
+  std::vector<NodeId> all_nbrs;
+  std::vector<float> all_wts;
+  if (keep_lists) {
+    all_nbrs.reserve(n * t);
+    all_wts.reserve(n * t);
+  }
   const auto tw = Clock::now();
   for (std::uint64_t first = 0; first < n; first += options.items_per_write) {
     const std::uint64_t count = std::min(options.items_per_write, n - first);
@@ -207,10 +228,26 @@ Result<WalkReport> RunWalkStage(storage::Store* store, const WalkStageOptions& o
     }
     PGRAPH_RETURN_IF_ERROR(nw->AppendValues<NodeId>(nb.neighbors));
     PGRAPH_RETURN_IF_ERROR(ww->AppendValues<float>(nb.weights));
+    if (keep_lists) {
+      all_nbrs.insert(all_nbrs.end(), nb.neighbors.begin(), nb.neighbors.end());
+      all_wts.insert(all_wts.end(), nb.weights.begin(), nb.weights.end());
+    }
     PGRAPH_RETURN_IF_ERROR(cw->AppendValues<std::uint32_t>(nb.counts));
     if (options.progress) options.progress(first + count, n);
   }
   report.walk_seconds = Since(tw);
+  if (keep_lists) {
+    PGRAPH_ASSIGN_OR_RETURN(report.layout,
+                            AddLocalityLayout(update.get(), all_nbrs, all_wts, n, t,
+                                              nw->info().version, options.layout));
+    all_nbrs = {};
+    all_wts = {};
+  } else if (!report.layout.note.empty()) {  // over the budget
+    DropLocalityLayout(update.get());
+  } else {  // off, or too few items to need one: AddLocalityLayout says so
+    PGRAPH_ASSIGN_OR_RETURN(report.layout, AddLocalityLayout(update.get(), {}, {}, n, t, 0,
+                                                             options.layout));
+  }
 
   // 3. Pairs and metadata; one publication.
   PGRAPH_RETURN_IF_ERROR(AppendPairs(update.get(), storage::columns::kTrainPairs, train));

@@ -247,6 +247,109 @@ std::vector<NodeId> DrawFromHardNegativeWindow(std::span<const NodeId> window, N
                                                const HardNegativeOptions& options,
                                                std::uint64_t seed);
 
+// ---- Locality order and layout ---------------------------------------------------------
+//
+// LocalityOrder: a permutation of the items that places each item near its neighbours, and
+// the neighbourhoods laid out in it (the locality layout) for inference.
+//
+// Why: pooling reads, for every item, the rows of its T neighbours. In item-id order those
+// rows are spread over the whole matrix of a layer, so at scale every read misses the cache
+// and pooling runs at DRAM latency. Neighbourhoods of recommendation graphs are clustered
+// (an item's random-walk neighbours share its communities), so when items are processed, and
+// their rows laid out, in an order that keeps clusters together, most reads hit rows that a
+// nearby item has just brought into cache.
+//
+// How (linear time, no parameters): every item points at its heaviest neighbour; the pointers
+// form a forest once each cycle is cut at its smallest id; a depth-first walk of the forest
+// (roots and children by increasing id) puts each tree, i.e. items whose strongest links run
+// to the same hubs, in one stretch. Rounds of weighted label propagation over the full
+// neighbour lists (until they settle, at most 4; walk neighbourhoods, whose popular items are
+// hubs, settle after one) then move each item to the tree that holds most of its neighbour
+// weight, which joins the several trees that one cluster often splits into. The result is
+// deterministic: it depends on the neighbour lists only, never on the thread count.
+// Cost: a few passes over the lists (O(items x T)), under 30 bytes of scratch per item.
+
+struct LocalityOrder {
+  std::vector<NodeId> order;  // order[i]: the item at position i
+  std::vector<NodeId> pos;    // pos[u]: the position of item u (the inverse of order)
+};
+
+// `nbrs` and `wts` are items x T, row-major (kInvalidNode: no neighbour; ids < items).
+// Runs its parallel loop on the calling thread's TBB arena.
+LocalityOrder ComputeLocalityOrder(const NodeId* nbrs, const float* wts, std::uint64_t items,
+                                   std::uint32_t T);
+
+// A bound on the bytes ComputeLocalityOrder allocates besides its result (29 per item).
+std::uint64_t LocalityOrderScratchBytes(std::uint64_t items);
+
+// Of the valid neighbour entries of items 0, stride, 2 stride, ...: the share whose position
+// lies within `window` positions of their item's. 1 for a perfect clustering, about
+// 2 * window / items for a random order. For reports and tests; `nbrs` hold item ids.
+double LocalityShare(const LocalityOrder& o, const NodeId* nbrs, std::uint64_t items,
+                     std::uint32_t T, std::uint64_t window, std::uint64_t stride = 1);
+
+// The locality layout: the neighbourhoods by position, as inference reads them, written
+// beside walk.neighbors so that every inference over these neighbourhoods reuses one order
+// instead of computing it again (reading, ordering and renaming 1M items' lists took 1.1-1.4 s
+// of a 4-5 s inference; docs/BENCHMARKS.md, "infer"). Raw (uncompressed) chunks whatever the
+// store's codec: LMDB serves them from its memory map without a copy.
+//   walk.layout.order      u32: the item at each position
+//   walk.layout.neighbors  u32 x T: row i holds the neighbours of item order[i], named by
+//                          their positions (kInvalidNode padding, as walk.neighbors)
+//   walk.layout.weights    f32 x T: their weights, as walk.weights
+inline constexpr const char* kLayoutOrder = "walk.layout.order";
+inline constexpr const char* kLayoutNeighbors = "walk.layout.neighbors";
+inline constexpr const char* kLayoutWeights = "walk.layout.weights";
+// Meta: "neighbors_version=V share=S" (V: the version of the walk.neighbors column laid out;
+// S: LocalityShare at window 4096).
+inline constexpr const char* kLayoutMeta = "walk.layout";
+
+// When `pgraph walk` writes the layout. auto: when the store has at least kLayoutMinItems
+// items (below that a layer's rows stay in the caches whatever the order) and the order puts
+// at least kLayoutMinShare of the neighbours within 4096 positions of their item
+// (neighbourhoods of uniformly random graphs get ~8192 / items and are left in item order);
+// on: always (tests); off: never.
+enum class LayoutMode : std::uint8_t { kAuto, kOn, kOff };
+Result<LayoutMode> ParseLayoutMode(std::string_view name);  // "auto" | "on" | "off"
+inline constexpr std::uint64_t kLayoutMinItems = 32768;
+inline constexpr double kLayoutMinShare = 0.5;
+
+// Working memory AddLocalityLayout needs beyond the lists it is given: order, positions, the
+// order's scratch and a chunk of laid-out rows.
+std::uint64_t LocalityLayoutBytes(std::uint64_t items, std::uint32_t T);
+
+struct LayoutReport {
+  bool written = false;
+  double share = 0;    // LocalityShare of the order (0 when none was computed)
+  double seconds = 0;
+  std::string note;    // why no layout was written, when none was
+};
+
+// Orders the items of `nbrs` / `wts` (items x T, item order, as walk.neighbors /
+// walk.weights; ids < items or kInvalidNode) and adds the three layout columns and the meta
+// to `update` when `mode` says so; `neighbors_version` is the version of the walk.neighbors
+// column they lay out. When it does not write them it drops any earlier layout in `update`
+// and says why in the note; the lists are not looked at (and may be empty) when off, or
+// when auto and items < kLayoutMinItems.
+// InvalidArgument for a bad id or mismatched sizes; IOError / ResourceExhausted from the
+// store. Runs on the calling thread's TBB arena.
+Result<LayoutReport> AddLocalityLayout(storage::Update* update, std::span<const NodeId> nbrs,
+                                       std::span<const float> wts, std::uint64_t items,
+                                       std::uint32_t T, std::uint64_t neighbors_version,
+                                       LayoutMode mode);
+
+// Drops any layout (its columns and meta) in `update`: for writers of new walk.* columns
+// that lay out none.
+void DropLocalityLayout(storage::Update* update);
+
+// AddLocalityLayout for a store walked before (its published walk.* columns, read whole:
+// items x T x 8 bytes of memory besides LocalityLayoutBytes), in an Update of its own.
+Result<LayoutReport> WriteLocalityLayout(storage::Store* store, LayoutMode mode);
+
+// Whether `store` holds a layout of its current walk.neighbors: the three columns with the
+// walk's rows and width, and the meta naming that column's version.
+bool HasCurrentLayout(const storage::Store& store);
+
 // ---- Training and held-out pairs -------------------------------------------------------
 
 using Pair = std::pair<NodeId, NodeId>;
@@ -283,6 +386,10 @@ struct WalkStageOptions {
   WalkOptions walk;                  // `exclude` is filled by RunWalkStage
   PairOptions pairs;
   EdgeWeighting edge_weights = EdgeWeighting::kAuto;  // how walk steps choose edges
+  // The locality layout for inference (AddLocalityLayout). Keeping every list for it costs
+  // items x T x 8 bytes plus LocalityLayoutBytes, counted against the store's memory budget:
+  // auto skips it (with a note) when they do not fit, on fails with ResourceExhausted.
+  LayoutMode layout = LayoutMode::kAuto;
   std::uint64_t items_per_write = 1 << 16;  // rows computed per round before appending
   // Called between rounds with (items done, total items); from the calling thread.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
@@ -296,14 +403,15 @@ struct WalkReport {
   std::string pairs_source;               // "file" or "cooccurrence"
   EdgeWeighting edge_weights = EdgeWeighting::kUniform;  // as taken (kAuto resolved)
   std::string note;  // non-empty: something the user should know (e.g. weights left unused)
+  LayoutReport layout;
   double seconds = 0, walk_seconds = 0;
 };
 
 // The whole `pgraph walk` stage on a writable store: reads and splits pairs, computes every
 // neighbourhood (held-out pairs excluded), then publishes in one Update: walk.neighbors
 // (u32 x T), walk.weights (f32 x T), walk.counts (u32), pairs.train and pairs.heldout
-// (u32 x 2; held-out pairs written even when empty), meta walk.params (JSON) and counts
-// "walk.top_t", "pairs.train", "pairs.heldout". On any error nothing is published (the
+// (u32 x 2; held-out pairs written even when empty), the locality layout (options.layout),
+// meta walk.params (JSON) and counts "walk.top_t", "pairs.train", "pairs.heldout". On any error nothing is published (the
 // store is untouched). Errors: those of ValidateWalkOptions, WalkGraph::Open and
 // ReadPairsFile; InvalidArgument for a heldout_fraction outside [0, 1); IOError /
 // ResourceExhausted from the store. Requires: store opened writable. Memory: about

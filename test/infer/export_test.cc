@@ -143,14 +143,15 @@ TEST_CASE("pgraph infer --json reports the run, --locality-order on orders it", 
   INFO(out);
   CHECK(out.rfind("{\"store\": ", 0) == 0);
   CHECK(out.find("\"items\": " + std::to_string(s.g.items)) != std::string::npos);
-  CHECK(out.find("\"locality_order\": true") != std::string::npos);
+  CHECK(out.find("\"locality_order\": true, \"layout_source\": \"computed\"") !=
+        std::string::npos);
   CHECK(out.find("{\"layer\": 2, ") != std::string::npos);
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);  // one line, nothing else on stdout
   REQUIRE(pgraph::test::RunCommand(std::string(PGRAPH_BINARY) + " infer --quiet --no-index --json "
                                        "--locality-order off --store " + s.dir,
                                    &out) == 0);
-  CHECK(out.find("\"locality_order\": false, \"layout_note\": \"--locality-order off\"") !=
-        std::string::npos);
+  CHECK(out.find("\"locality_order\": false, \"layout_source\": \"\", "
+                 "\"layout_note\": \"--locality-order off\"") != std::string::npos);
 }
 
 TEST_CASE("pgraph infer --resume after SIGKILL at a stop point", "[export][slow]") {

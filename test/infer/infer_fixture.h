@@ -78,7 +78,8 @@ inline std::uint32_t ItemDegree(std::uint32_t i) { return 1 + i % 3; }
 // Ingests items 0..g.items-1 (ids "item<i>", dense id i) with g's features, then writes
 // g's neighbourhoods as walk.* columns.
 inline void WriteStore(const std::string& dir, const GraphData& g, const std::string& tmp,
-                       bool features_f16 = false) {
+                       bool features_f16 = false,
+                       storage::Backend backend = storage::Backend::kLmdb) {
   const std::string edges = tmp + "/edges.tsv", feats = tmp + "/features.tsv";
   {
     std::FILE* e = std::fopen(edges.c_str(), "w");
@@ -105,6 +106,7 @@ inline void WriteStore(const std::string& dir, const GraphData& g, const std::st
   io.header = 0;
   io.overwrite = true;
   io.features_f16 = features_f16;
+  io.store.backend = backend;
   io.progress = false;
   io.threads = 1;
   auto r = storage::Ingest(io);
@@ -240,8 +242,10 @@ struct StoreWithModel {
   std::string dir = tmp.Sub("store");
   GraphData g;
   train::PinSageModel model{nullptr};
-  StoreWithModel(const GraphSpec& gs, const ModelSpec& ms) : g(MakeGraph(gs)) {
-    WriteStore(dir, g, tmp.path());
+  StoreWithModel(const GraphSpec& gs, const ModelSpec& ms,
+                 storage::Backend backend = storage::Backend::kLmdb)
+      : g(MakeGraph(gs)) {
+    WriteStore(dir, g, tmp.path(), false, backend);
     model = MakeModel(ms, g.items, g.feature_dim, g.width);
     WriteCheckpoint(dir, *model);
   }

@@ -1,8 +1,7 @@
-// The locality order (infer/locality_order.h) and the layers run in it: the order is a
-// permutation that keeps planted clusters together and does not depend on the thread count;
-// inference in locality order gives the item order's embeddings bit for bit (and Algorithm
-// 2's), resumes to the same embeddings, honours the budget and falls back to item order when
-// it cannot be used.
+// Inference in locality order (walker.h; the order itself is tested in
+// test/walker/locality_test.cc): it gives the item order's embeddings bit for bit (and
+// Algorithm 2's), with the order computed here or the walk's stored layout, resumes to the
+// same embeddings, honours the budget and falls back to item order when it cannot be used.
 #include <catch2/catch.hpp>
 
 #include <tbb/task_arena.h>
@@ -14,9 +13,9 @@
 #include <random>
 
 #include "infer/infer.h"
-#include "infer/locality_order.h"
 #include "test/infer/infer_fixture.h"
 #include "test/support/peak_rss.h"
+#include "walker/walker.h"
 
 namespace pgraph::infer {
 namespace {
@@ -27,68 +26,6 @@ using testing::GraphSpec;
 using testing::MakeGraph;
 using testing::MaxAbsDiff;
 using testing::ModelSpec;
-
-bool IsPermutation(const LocalityOrder& o, std::uint64_t n) {
-  if (o.order.size() != n || o.pos.size() != n) return false;
-  std::vector<char> seen(n, 0);
-  for (std::uint64_t i = 0; i < n; ++i) {
-    if (o.order[i] >= n || seen[o.order[i]]) return false;
-    seen[o.order[i]] = 1;
-    if (o.pos[o.order[i]] != i) return false;
-  }
-  return true;
-}
-
-// `clusters` clusters of `size` items whose ids are shuffled over the whole range. Each item
-// has T neighbours, a share `inside` of them from its own cluster, drawn by a Zipf-like
-// popularity within the cluster (`skew` 0: uniform) and weighted by it, the rest strays of
-// low weight, heaviest first as walk visit counts are; some lists are half empty.
-struct Planted {
-  std::uint64_t n = 0;
-  std::uint32_t T = 0;
-  std::vector<NodeId> nbrs;
-  std::vector<float> wts;
-  std::vector<std::uint32_t> cluster;
-};
-
-Planted MakePlanted(std::uint32_t clusters, std::uint32_t size, std::uint32_t T, double inside,
-                    double skew, std::uint64_t seed) {
-  Planted p;
-  p.n = std::uint64_t{clusters} * size;
-  p.T = T;
-  std::mt19937_64 rng(seed);
-  std::vector<NodeId> ids(p.n);
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng);  // member j of cluster c is item ids[c*size+j]
-  p.cluster.resize(p.n);
-  for (std::uint64_t k = 0; k < p.n; ++k) p.cluster[ids[k]] = static_cast<std::uint32_t>(k / size);
-  std::vector<double> pop(size);
-  for (std::uint32_t j = 0; j < size; ++j) pop[j] = std::pow(j + 1.0, -skew);
-  std::discrete_distribution<std::uint32_t> member(pop.begin(), pop.end());
-  p.nbrs.assign(p.n * T, kInvalidNode);
-  p.wts.assign(p.n * T, 0.0f);
-  std::uniform_real_distribution<double> uni(0, 1);
-  for (std::uint64_t u = 0; u < p.n; ++u) {
-    const std::uint32_t c = p.cluster[u];
-    const std::uint32_t count = uni(rng) < 0.1 ? T / 2 : T;
-    // (weight, item), heaviest first: visits grow with popularity, strays get few.
-    std::vector<std::pair<double, NodeId>> list;
-    for (std::uint32_t t = 0; t < count; ++t) {
-      if (uni(rng) < inside) {
-        const std::uint32_t j = member(rng);
-        list.emplace_back(pop[j] * (0.5 + uni(rng)), ids[std::uint64_t{c} * size + j]);
-      } else {
-        list.emplace_back(pop[size - 1] * uni(rng), static_cast<NodeId>(rng() % p.n));
-      }
-    }
-    std::sort(list.begin(), list.end(), std::greater<>());
-    for (std::uint32_t t = 0; t < count; ++t) {
-      p.nbrs[u * T + t] = list[t].second;
-      p.wts[u * T + t] = static_cast<float>(list[t].first);
-    }
-  }
-  return p;
-}
 
 // Several GEMM blocks and segments per layer, no index, the given layout.
 struct Setup : testing::StoreWithModel {
@@ -104,69 +41,6 @@ struct Setup : testing::StoreWithModel {
 };
 
 }  // namespace
-
-TEST_CASE("the locality order keeps planted clusters together", "[locality]") {
-  LocalityOrder identity;
-  auto share = [](const LocalityOrder& o, const Planted& p) {
-    return LocalityShare(o, p.nbrs.data(), p.n, p.T, p.n / 50);
-  };
-  SECTION("clusters with popular items (walk neighbourhoods)") {
-    const Planted p = MakePlanted(50, 200, 12, 0.9, 0.8, 3);
-    const LocalityOrder o = ComputeLocalityOrder(p.nbrs.data(), p.wts.data(), p.n, p.T);
-    REQUIRE(IsPermutation(o, p.n));
-    // 90% of the entries are inside the cluster: nearly all of those within a cluster's
-    // length of their item; item order on shuffled ids puts few there.
-    CHECK(share(o, p) > 0.8);
-    identity.order.resize(p.n);
-    std::iota(identity.order.begin(), identity.order.end(), 0);
-    identity.pos = identity.order;
-    CHECK(share(identity, p) < 0.1);
-    // Each cluster in few maximal runs of positions.
-    std::uint64_t runs = 1;
-    for (std::uint64_t i = 1; i < p.n; ++i) {
-      runs += p.cluster[o.order[i]] != p.cluster[o.order[i - 1]];
-    }
-    CHECK(runs < 4 * 50);
-    // The same order on any number of threads.
-    for (int threads : {1, 3}) {
-      tbb::task_arena arena(threads);
-      LocalityOrder again;
-      arena.execute([&] { again = ComputeLocalityOrder(p.nbrs.data(), p.wts.data(), p.n, p.T); });
-      CHECK(again.order == o.order);
-    }
-  }
-  SECTION("clusters of equally popular items") {
-    const Planted p = MakePlanted(50, 200, 12, 0.9, 0.0, 4);
-    const LocalityOrder o = ComputeLocalityOrder(p.nbrs.data(), p.wts.data(), p.n, p.T);
-    REQUIRE(IsPermutation(o, p.n));
-    CHECK(share(o, p) > 0.5);
-  }
-}
-
-TEST_CASE("the locality order of degenerate neighbour lists is a permutation", "[locality]") {
-  SECTION("no neighbours at all") {
-    std::vector<NodeId> nb(10 * 3, kInvalidNode);
-    std::vector<float> w(10 * 3, 0.0f);
-    auto o = ComputeLocalityOrder(nb.data(), w.data(), 10, 3);
-    CHECK(IsPermutation(o, 10));
-  }
-  SECTION("one item") {
-    std::vector<NodeId> nb = {0};
-    std::vector<float> w = {1.0f};
-    CHECK(IsPermutation(ComputeLocalityOrder(nb.data(), w.data(), 1, 1), 1));
-  }
-  SECTION("self loops, a 3-cycle of heaviest neighbours and ties") {
-    // 0 -> 1 -> 2 -> 0 (heaviest), 3 -> 3 only, 4 and 5 tie between 0 and 2.
-    std::vector<NodeId> nb = {1, 2, 2, 0, 0, 1, 3, kInvalidNode, 0, 2, 2, 0};
-    std::vector<float> w = {0.7f, 0.3f, 0.6f, 0.4f, 0.9f, 0.1f, 1.0f, 0.0f, 0.5f, 0.5f, 0.5f, 0.5f};
-    auto o = ComputeLocalityOrder(nb.data(), w.data(), 6, 2);
-    CHECK(IsPermutation(o, 6));
-  }
-  SECTION("uniformly random lists") {
-    const Planted p = MakePlanted(1, 3000, 8, 0.0, 0.0, 9);
-    CHECK(IsPermutation(ComputeLocalityOrder(p.nbrs.data(), p.wts.data(), p.n, p.T), p.n));
-  }
-}
 
 TEST_CASE("inference in locality order gives the item order's embeddings", "[locality]") {
   struct Case {
@@ -265,6 +139,104 @@ TEST_CASE("inference in locality order gives the item order's embeddings", "[loc
     CHECK_FALSE(r->locality_order);
     CHECK(r->layout_note.find("memory") != std::string::npos);
     CHECK(r->per_layer[0].partitions > 1);
+  }
+}
+
+namespace {
+
+// Adds the walk's locality layout to the store at `dir` (as `pgraph walk --layout on`).
+void AddStoredLayout(const std::string& dir) {
+  auto store = storage::Store::Open(dir, {});
+  REQUIRE(store.ok());
+  auto r = walker::WriteLocalityLayout(store->get(), walker::LayoutMode::kOn);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  REQUIRE(r->written);
+}
+
+}  // namespace
+
+TEST_CASE("inference reads the walk's stored layout to the same embeddings", "[locality]") {
+  for (storage::Backend backend : {storage::Backend::kLmdb, storage::Backend::kRocksDb}) {
+    DYNAMIC_SECTION(storage::BackendName(backend)) {
+      GraphSpec gs;
+      gs.items = 1000;
+      Setup s(gs, ModelSpec{}, backend);
+      auto ri = Infer(s.Options(LocalityMode::kOff));
+      REQUIRE(ri.ok());
+      std::uint32_t dim = 0;
+      const auto want = testing::ReadEmbedding(s.dir, &dim);
+      AddStoredLayout(s.dir);
+      auto rs = Infer(s.Options(LocalityMode::kOn));
+      INFO(rs.status().ToString());
+      REQUIRE(rs.ok());
+      CHECK(rs->locality_order);
+      CHECK(rs->layout_source == "stored");
+      CHECK(rs->locality_share > 0.3);
+      CHECK(rs->flops == Approx(ri->flops).epsilon(1e-9));
+      CHECK(testing::ReadEmbedding(s.dir, &dim) == want);
+      // The same order computed here instead.
+      InferOptions computed = s.Options(LocalityMode::kOn);
+      computed.stored_layout = false;
+      auto rc = Infer(computed);
+      REQUIRE(rc.ok());
+      CHECK(rc->layout_source == "computed");
+      CHECK(rc->locality_share == Approx(rs->locality_share).margin(0.05));
+      CHECK(testing::ReadEmbedding(s.dir, &dim) == want);
+      // Resumed from a stop, in the stored layout.
+      InferOptions o = s.Options(LocalityMode::kOn);
+      o.test_stop = [](std::string_view p) { return p == "published:h2:1"; };
+      REQUIRE(Infer(o).status().IsCancelled());
+      InferOptions again = s.Options(LocalityMode::kOn);
+      again.resume = true;
+      auto rr = Infer(again);
+      REQUIRE(rr.ok());
+      CHECK(rr->resumed);
+      CHECK(rr->layout_source == "stored");
+      CHECK(testing::ReadEmbedding(s.dir, &dim) == want);
+    }
+  }
+}
+
+TEST_CASE("a corrupt stored layout is refused, naming it", "[locality]") {
+  GraphSpec gs;
+  gs.items = 1000;
+  Setup s(gs, ModelSpec{});
+  // Layout columns written by hand with one bad value, under the current walk's version.
+  auto write = [&](bool bad_order) {
+    auto store = storage::Store::Open(s.dir, {});
+    REQUIRE(store.ok());
+    auto nc = (*store)->OpenColumn(storage::columns::kWalkNeighbors);
+    REQUIRE(nc.ok());
+    const std::uint64_t version = (*nc)->info().version;
+    auto up = (*store)->BeginUpdate();
+    REQUIRE(up.ok());
+    std::vector<NodeId> order(s.g.items);
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<NodeId> nbrs = s.g.neighbors;  // item order is a layout too
+    if (bad_order) {
+      order[5] = order[6];
+    } else {
+      nbrs[123] = s.g.items + 7;
+    }
+    auto ow = (*up)->AddColumn({walker::kLayoutOrder, storage::DType::kU32, 1, 0, 0});
+    auto nw = (*up)->AddColumn({walker::kLayoutNeighbors, storage::DType::kU32, s.g.width, 0, 0});
+    auto ww = (*up)->AddColumn({walker::kLayoutWeights, storage::DType::kF32, s.g.width, 0, 0});
+    REQUIRE((*ow)->AppendValues<NodeId>(order).ok());
+    REQUIRE((*nw)->AppendValues<NodeId>(nbrs).ok());
+    REQUIRE((*ww)->AppendValues<float>(s.g.weights).ok());
+    (*up)->SetMeta(walker::kLayoutMeta, "neighbors_version=" + std::to_string(version));
+    REQUIRE((*up)->Publish().ok());
+  };
+  for (bool bad_order : {false, true}) {
+    DYNAMIC_SECTION((bad_order ? "order" : "neighbours")) {
+      write(bad_order);
+      auto r = Infer(s.Options(LocalityMode::kOn));
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().IsCorruption());
+      CHECK(r.status().ToString().find(bad_order ? walker::kLayoutOrder
+                                                 : walker::kLayoutNeighbors) != std::string::npos);
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-#include "infer/locality_order.h"
+#include "walker/walker.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -7,7 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 
-namespace pgraph::infer {
+namespace pgraph::walker {
 namespace {
 
 // Weight a label gets from the item itself in label propagation: enough to keep an item in
@@ -221,4 +221,4 @@ double LocalityShare(const LocalityOrder& o, const NodeId* nbrs, std::uint64_t i
   return total == 0 ? 1.0 : static_cast<double>(near) / static_cast<double>(total);
 }
 
-}  // namespace pgraph::infer
+}  // namespace pgraph::walker
