@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "infer/model_source.h"
@@ -1225,9 +1226,15 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
   if (k > 1) {
     PGRAPH_RETURN_IF_ERROR(prev_h_.Open(*store_, "h" + std::to_string(k - 1), N_, seg_rows_, d));
   }
-  // Layer 1 reads h^(0) in item order and scatters its rows to their positions; later layers
-  // read h^(k-1) by position, straight into place.
-  const bool scatter = k == 1;
+  // Later layers read h^(k-1) by position, straight into place. Layer 1 gathers h^(0) by
+  // position where the features lie in place in LMDB's map; otherwise it reads them in item
+  // order and scatters its output rows to their positions.
+  std::optional<InputGather> gather;
+  if (k == 1) {
+    auto g = InputGather::Make(cols_, model_, cache_bytes_);
+    if (g.ok()) gather = std::move(g).value();
+  }
+  const bool scatter = k == 1 && !gather;
   const auto [hbuf, pbuf, rbuf, sbuf] =
       arena_mem_.Carve<4>({B * in, B * m_, scatter ? B * d : 0, scatter ? B * d : 0});
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
@@ -1235,7 +1242,13 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
-    PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
+    if (gather) {
+      ForRows(nb, 1024, [&](const RowRange& r) {
+        gather->Gather(std::span(lo_.order).subspan(b + r.lo, r.hi - r.lo), hbuf + r.lo * in);
+      });
+    } else {
+      PGRAPH_RETURN_IF_ERROR(ReadH(k - 1, b, nb, hbuf));
+    }
     float* r = scatter ? rbuf : orows_ + b * d;
     float* sv = scatter ? sbuf : oself_ + b * d;
     ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf, r, sv);

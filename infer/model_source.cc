@@ -179,6 +179,57 @@ Status ReadInputRows(const InputColumns& cols, const ModelSource& model, std::ui
   return Status::OK();
 }
 
+Result<InputGather> InputGather::Make(const InputColumns& cols, const ModelSource& model,
+                                      std::uint64_t max_pinned_bytes) {
+  InputGather g;
+  g.model_ = &model;
+  if (model.config.feature_dim > 0) {
+    const storage::ColumnInfo& fi = cols.features->info();
+    if (fi.dtype != storage::DType::kF32 || fi.codec != storage::Codec::kNone ||
+        fi.rows_per_chunk == 0 || (fi.rows_per_chunk & (fi.rows_per_chunk - 1)) != 0) {
+      return Status::NotSupported("features are not raw float32 chunks");
+    }
+    while ((1ull << g.shift_) < fi.rows_per_chunk) ++g.shift_;
+    g.mask_ = (1ull << g.shift_) - 1;
+    for (std::uint64_t c = 0; c < fi.num_chunks(); ++c) {
+      PGRAPH_ASSIGN_OR_RETURN(storage::ChunkRef ref, cols.features->ReadChunk(c));
+      if (ref.hold) return Status::NotSupported("features are not in LMDB's map");
+      g.chunks_.push_back(reinterpret_cast<const float*>(ref.bytes.data()));
+    }
+  }
+  if (model.config.structural_dim > 0) {
+    PGRAPH_ASSIGN_OR_RETURN(g.offsets_, storage::ColumnView<std::uint64_t>::Make(
+                                            *cols.item_offsets, max_pinned_bytes));
+  }
+  return g;
+}
+
+void InputGather::Gather(std::span<const NodeId> ids, float* out) const {
+  const std::uint32_t F = model_->config.feature_dim, S = model_->config.structural_dim;
+  const std::uint32_t I = model_->config.id_embedding_dim;
+  const std::uint32_t in = F + S + I;
+  const float* idw = I > 0 ? model_->id_weight.data_ptr<float>() : nullptr;
+  auto feature_row = [&](NodeId u) { return chunks_[u >> shift_] + (u & mask_) * F; };
+  constexpr std::size_t kAhead = 8;  // rows read at random: ask for them early
+  for (std::size_t r = 0; r < ids.size(); ++r) {
+    const NodeId u = ids[r];
+    if (F > 0 && r + kAhead < ids.size()) {
+      const char* next = reinterpret_cast<const char*>(feature_row(ids[r + kAhead]));
+      for (std::uint32_t b = 0; b < F * sizeof(float); b += 64) __builtin_prefetch(next + b);
+    }
+    float* row = out + r * in;
+    if (F > 0) std::memcpy(row, feature_row(u), F * sizeof(float));
+    if (S > 0) row[F] = train::DegreeFeature(model_->config, offsets_[u + 1] - offsets_[u]);
+    if (I == 0) continue;
+    const std::int64_t id = model_->id_rows[u];
+    if (id >= 0) {
+      std::memcpy(row + F + S, idw + id * I, I * sizeof(float));
+    } else {
+      std::fill(row + F + S, row + in, 0.0f);
+    }
+  }
+}
+
 Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
                         std::uint64_t n, std::vector<NodeId>* nbrs, std::vector<float>* wts) {
   const std::uint32_t T = cols.width;

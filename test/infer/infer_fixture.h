@@ -79,7 +79,8 @@ inline std::uint32_t ItemDegree(std::uint32_t i) { return 1 + i % 3; }
 // g's neighbourhoods as walk.* columns.
 inline void WriteStore(const std::string& dir, const GraphData& g, const std::string& tmp,
                        bool features_f16 = false,
-                       storage::Backend backend = storage::Backend::kLmdb) {
+                       storage::Backend backend = storage::Backend::kLmdb,
+                       storage::Codec codec = storage::Codec::kZstd) {
   const std::string edges = tmp + "/edges.tsv", feats = tmp + "/features.tsv";
   {
     std::FILE* e = std::fopen(edges.c_str(), "w");
@@ -107,6 +108,7 @@ inline void WriteStore(const std::string& dir, const GraphData& g, const std::st
   io.overwrite = true;
   io.features_f16 = features_f16;
   io.store.backend = backend;
+  io.store.codec = codec;
   io.progress = false;
   io.threads = 1;
   auto r = storage::Ingest(io);
@@ -243,9 +245,10 @@ struct StoreWithModel {
   GraphData g;
   train::PinSageModel model{nullptr};
   StoreWithModel(const GraphSpec& gs, const ModelSpec& ms,
-                 storage::Backend backend = storage::Backend::kLmdb)
+                 storage::Backend backend = storage::Backend::kLmdb,
+                 storage::Codec codec = storage::Codec::kZstd)
       : g(MakeGraph(gs)) {
-    WriteStore(dir, g, tmp.path(), false, backend);
+    WriteStore(dir, g, tmp.path(), false, backend, codec);
     model = MakeModel(ms, g.items, g.feature_dim, g.width);
     WriteCheckpoint(dir, *model);
   }

@@ -157,11 +157,26 @@ void AddStoredLayout(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("inference reads the walk's stored layout to the same embeddings", "[locality]") {
-  for (storage::Backend backend : {storage::Backend::kLmdb, storage::Backend::kRocksDb}) {
-    DYNAMIC_SECTION(storage::BackendName(backend)) {
+  struct Case {
+    storage::Backend backend;
+    storage::Codec codec;
+    bool inputs;  // degree feature and id embeddings besides the features
+  };
+  for (const Case& c : {Case{storage::Backend::kLmdb, storage::Codec::kZstd, false},
+                        Case{storage::Backend::kLmdb, storage::Codec::kNone, false},
+                        Case{storage::Backend::kLmdb, storage::Codec::kNone, true},
+                        Case{storage::Backend::kRocksDb, storage::Codec::kZstd, false}}) {
+    // Raw LMDB stores also gather the first layer's inputs by position (InputGather).
+    DYNAMIC_SECTION(storage::BackendName(c.backend) << ", " << storage::CodecName(c.codec)
+                                                    << (c.inputs ? ", degree + ids" : "")) {
       GraphSpec gs;
       gs.items = 1000;
-      Setup s(gs, ModelSpec{}, backend);
+      ModelSpec ms;
+      if (c.inputs) {
+        ms.degree = true;
+        ms.id_dim = 3;
+      }
+      Setup s(gs, ms, c.backend, c.codec);
       auto ri = Infer(s.Options(LocalityMode::kOff));
       REQUIRE(ri.ok());
       std::uint32_t dim = 0;
