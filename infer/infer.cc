@@ -1402,6 +1402,8 @@ Status Runner::RunHead(bool h_in_memory) {
   SegmentedColumn h;
   if (!h_in_memory) {
     PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(K_), N_, seg_rows_, d_));
+    // In locality order the head reads h^(K) by position, at random: all of it, into oself_.
+    if (ordered_) PGRAPH_RETURN_IF_ERROR(h.Read(0, N_, oself_));
   }
   const bool f16 = opt_.dtype == OutputType::kFloat16;
   const std::uint64_t row_bytes = 3ull * d_ * sizeof(float) + 2ull * d_;
@@ -1410,16 +1412,16 @@ Status Runner::RunHead(bool h_in_memory) {
   const std::uint64_t head_writer = std::min(N_ * d_ * esize, kStoreWriteBatch) * 2;
   const std::uint64_t head_bytes =
       head_writer <= work_bytes_ / 2 ? work_bytes_ - head_writer : work_bytes_ / 2;
-  // In locality order the embeddings are computed by position into orows_ (the layers are
-  // done with it) and then written in item order; OrderedBytes() planned the block.
+  // In locality order the head runs in item order over h^(K) gathered from oself_ by
+  // position, into orows_ (the layers are done with it), so each block can be written while
+  // the next is computed; OrderedBytes() planned the block.
   const std::uint64_t B = ordered_ ? oblock_
                                    : std::min({block_cap_, head_bytes / row_bytes, N_});
   report_.peak_working_bytes = std::max(report_.peak_working_bytes, B * row_bytes + head_writer);
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }
-  auto [hbuf, gbuf, zbuf] =
-      arena_mem_.Carve<3>({h_in_memory ? 0 : B * d_, B * d_, ordered_ ? 0 : B * d_});
+  auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({B * d_, B * d_, B * d_});
   std::vector<std::uint16_t> half(f16 ? B * d_ : 0);
   PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
   storage::ColumnSpec spec;
@@ -1428,43 +1430,39 @@ Status Runner::RunHead(bool h_in_memory) {
   spec.width = d_;
   spec.codec = static_cast<int>(storage::Codec::kNone);
   PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * w, update->AddColumn(spec));
+  // float32 rows in orows_ are written behind the computation; float16 ones from `half`,
+  // reused per block, right away.
+  SerialJobs writes(arena_.get());
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
+    PGRAPH_RETURN_IF_ERROR(writes.status());
     const std::uint64_t nb = std::min(B, N_ - b);
-    const float* hb = h_in_memory ? oself_ + b * d_ : hbuf;
-    if (!h_in_memory) PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
-    float* z = ordered_ ? orows_ + b * d_ : zbuf;
-    HeadRows(hb, nb, gbuf, z);
-    if (!ordered_) {
-      if (f16) {
-        ForRows(nb * d_, 1 << 14, [&](const RowRange& rr) {
-          for (std::uint64_t i = rr.begin(); i < rr.end(); ++i) half[i] = storage::FloatToHalf(z[i]);
-        });
-      }
+    if (ordered_) {
+      ForRows(nb, 1024, [&](const RowRange& rr) {
+        for (std::uint64_t r = rr.lo; r < rr.hi; ++r) {
+          const float* hr = oself_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
+          std::memcpy(hbuf + r * d_, hr, d_ * sizeof(float));
+        }
+      });
+    } else {
+      PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
+    }
+    float* z = ordered_ && !f16 ? orows_ + b * d_ : zbuf;
+    HeadRows(hbuf, nb, gbuf, z);
+    if (f16) {
+      ForRows(nb * d_, 1 << 14, [&](const RowRange& rr) {
+        for (std::uint64_t i = rr.begin(); i < rr.end(); ++i) half[i] = storage::FloatToHalf(z[i]);
+      });
+    }
+    if (ordered_ && !f16) {
+      const std::uint64_t n = nb * d_;
+      writes.Post([w, z, n] { return w->AppendValues<float>(std::span(z, n)); });
+    } else {
       PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
     }
     Progress("head", 0, b + nb, 0, t0, false);
   }
-  const std::uint64_t BO = ordered_ ? oout_rows_ : 0;
-  if (ordered_) {
-    zbuf = arena_mem_.Carve<1>({BO * d_})[0];
-    half.resize(f16 ? BO * d_ : 0);
-  }
-  for (std::uint64_t b = 0; ordered_ && b < N_; b += BO) {  // back to item order
-    PGRAPH_RETURN_IF_ERROR(CheckCancel());
-    const std::uint64_t nb = std::min(BO, N_ - b);
-    ForRows(nb, 1024, [&](const RowRange& rr) {
-      for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-        const float* z = orows_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
-        if (f16) {
-          for (std::uint64_t c = 0; c < d_; ++c) half[r * d_ + c] = storage::FloatToHalf(z[c]);
-        } else {
-          std::memcpy(zbuf + r * d_, z, d_ * sizeof(float));
-        }
-      }
-    });
-    PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
-  }
+  PGRAPH_RETURN_IF_ERROR(writes.Wait());
   PGRAPH_RETURN_IF_ERROR(Stop("segment:head:0"));
   if (!opt_.keep_intermediates) {
     for (const auto& c : store_->ListColumns()) {
