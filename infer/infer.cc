@@ -193,6 +193,7 @@ class Runner {
  public:
   explicit Runner(const InferOptions& o) : opt_(o) {}
   ~Runner() {
+    writes_.reset();  // first: its jobs use the store and the buffers below
     if (blas_threads_before_ > 0) storage::SetBlasThreads(blas_threads_before_);
   }
   Runner(const Runner&) = delete;
@@ -233,9 +234,6 @@ class Runner {
   // z = head(h) for `rows` rows (G1, ReLU, G2, then normalise and the learned length), on
   // the thread team, slice by slice; g: rows x d of scratch.
   void HeadRows(const float* h, std::uint64_t rows, float* g, float* z);
-  // Rows [0, rows) of the head's block (float32 `z`, or float16 `half`) onto `w`.
-  Status AppendEmbeddings(storage::ColumnWriter* w, const float* z,
-                          const std::vector<std::uint16_t>& half, std::uint64_t rows);
   Status BuildIndex();
   // The locality order (infer.h): decides whether this run uses it (never when
   // `allow_order` is false: a resumed run in item order) and, when it does, reads every
@@ -255,13 +253,14 @@ class Runner {
   Status RunOrderedLayer(std::uint32_t k, bool projected);
   // Stage (a) of layer k from the features (k = 1) or the infer.h{k-1} segments.
   Status ProjectOrdered(std::uint32_t k);
-  // Stage (a) of layer k from h^(k-1) in oself_, in place.
-  void ProjectInMemory(std::uint32_t k);
+  // Stage (a) of layer k from h^(k-1) in oself_, in place, block by block as the rows' writes
+  // (writes_) are done with them; returns once the writes of layer k - 1 are all done.
+  Status ProjectInMemory(std::uint32_t k);
 
   // Stage `stage`'s output as resumable segments: fill(first, n, append) computes rows
   // [first, first + n) and hands them, in order, to append(rows, count). With `jobs` the
-  // appends and publishes run there, behind the computation: appended rows must then stay
-  // unchanged until RunSegments returns.
+  // appends and publishes run there, behind the computation, and may still be running when
+  // RunSegments returns: appended rows must stay unchanged until the caller has waited.
   using AppendFn = std::function<Status(const float* rows, std::uint64_t count)>;
   using FillFn = std::function<Status(std::uint64_t first, std::uint64_t n, const AppendFn& append)>;
   Status RunSegments(std::uint32_t stage, std::uint32_t width, const FillFn& fill,
@@ -388,6 +387,11 @@ class Runner {
   float* oself_ = nullptr;
   std::uint64_t onnz_ = 0;
   std::uint64_t oblock_ = 0, oout_rows_ = 0;  // rows per GEMM block and per output append
+  // Ordered runs: the store writes (segments, embeddings), in order, behind the computation;
+  // rows [0, rows_written_) of oself_ are written for the layer being pooled. Declared last:
+  // destroyed (waited for) first.
+  std::atomic<std::uint64_t> rows_written_{0};
+  std::unique_ptr<SerialJobs> writes_;
 };
 
 // The two regions of an ordered run's allocation, in bytes (64-byte multiples): the rows of
@@ -623,7 +627,7 @@ Status Runner::RunSegments(std::uint32_t stage, std::uint32_t width, const FillF
         return seg->writer->AppendValues<float>(std::span(rows, count * width));
       });
     }));
-    PGRAPH_RETURN_IF_ERROR(run([this, seg, name, j, nseg, stage, &drop_at_end]() -> Status {
+    PGRAPH_RETURN_IF_ERROR(run([this, seg, name, j, nseg, stage, drop_at_end]() -> Status {
       PGRAPH_RETURN_IF_ERROR(Stop("segment:" + name + ":" + std::to_string(j)));
       State next = state_;
       if (j + 1 == nseg) {
@@ -643,7 +647,7 @@ Status Runner::RunSegments(std::uint32_t stage, std::uint32_t width, const FillF
       return Stop("published:" + name + ":" + std::to_string(j));
     }));
   }
-  return jobs ? jobs->Wait() : Status::OK();
+  return jobs ? jobs->status() : Status::OK();
 }
 
 Status Runner::RunProject(std::uint32_t k) {
@@ -1271,7 +1275,7 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
   return Status::OK();
 }
 
-void Runner::ProjectInMemory(std::uint32_t k) {
+Status Runner::ProjectInMemory(std::uint32_t k) {
   const auto t0 = Clock::now();
   if (report_.per_layer.empty() || report_.per_layer.back().layer != k) {
     report_.per_layer.push_back(LayerReport{});
@@ -1285,6 +1289,9 @@ void Runner::ProjectInMemory(std::uint32_t k) {
   for (std::uint64_t b = 0; b < N_; b += B) {
     Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
+    // The rows about to be replaced may still be queued for the store (the last blocks of
+    // the layer before): those wait; earlier ones were written long ago.
+    if (rows_written_.load() < b + nb) PGRAPH_RETURN_IF_ERROR(writes_->Wait());
     ForRows(nb * in, 1 << 16, [&](const RowRange& r) {
       std::memcpy(hbuf + r.lo, oself_ + b * in + r.lo, (r.hi - r.lo) * sizeof(float));
     });
@@ -1296,6 +1303,8 @@ void Runner::ProjectInMemory(std::uint32_t k) {
   LayerReport& lr = report_.per_layer.back();
   lr.project_seconds += Since(t0);
   lr.flops += flops;
+  // The last segment's publish too, before the next layer reads the state it sets.
+  return writes_->Wait();
 }
 
 Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
@@ -1317,9 +1326,10 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
   const auto t0 = Clock::now();
   const std::uint64_t start_done = state_.stage == stage ? state_.segments * seg_rows_ : 0;
   std::uint64_t done = start_done;
-  // Writing block j's rows overlaps pooling block j + 1: rows of oself_ are final once pooled
-  // and stay until the layer ends (after RunSegments has waited for the writes).
-  SerialJobs writes(arena_.get());
+  // Writing block j's rows overlaps pooling block j + 1 (and the last block's, the next
+  // layer's stage (a)): rows of oself_ are final once pooled, until ProjectInMemory replaces
+  // them once written.
+  rows_written_ = start_done;
   PGRAPH_RETURN_IF_ERROR(RunSegments(
       stage, d_,
       [&](std::uint64_t first, std::uint64_t n, const AppendFn& append) -> Status {
@@ -1337,16 +1347,21 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
             }
           });
           PGRAPH_RETURN_IF_ERROR(append(oself_ + b * d_, nb));
+          writes_->Post([this, end = b + nb] {
+            rows_written_ = end;
+            return Status::OK();
+          });
           done += nb;
           Progress(label, k, done, start_done, t0, false);
         }
         return Status::OK();
       },
-      drops, &writes));
+      drops, writes_.get()));
   if (start_done > 0) {
-    // A resumed layer: h^(k) of the segments published before the stop is in the store.
+    // A resumed layer: h^(k) of the segments published before the stop is in the store (the
+    // segments of this run may still be in the queue).
     SegmentedColumn h;
-    PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(k), N_, seg_rows_, d_));
+    PGRAPH_RETURN_IF_ERROR(h.Open(*store_, "h" + std::to_string(k), start_done, seg_rows_, d_));
     PGRAPH_RETURN_IF_ERROR(h.Read(0, start_done, oself_));
   }
   Progress(label, k, N_, start_done, t0, true);
@@ -1360,14 +1375,6 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
   lr.block_rows = B;
   lr.flops += flops;
   return Status::OK();
-}
-
-Status Runner::AppendEmbeddings(storage::ColumnWriter* w, const float* z,
-                                const std::vector<std::uint16_t>& half, std::uint64_t rows) {
-  if (opt_.dtype == OutputType::kFloat16) {
-    return w->AppendValues<std::uint16_t>(std::span(half).first(rows * d_));
-  }
-  return w->AppendValues<float>(std::span(z, rows * d_));
 }
 
 void Runner::HeadRows(const float* h, std::uint64_t rows, float* g, float* z) {
@@ -1422,20 +1429,32 @@ Status Runner::RunHead(bool h_in_memory) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }
   auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({B * d_, B * d_, B * d_});
-  std::vector<std::uint16_t> half(f16 ? B * d_ : 0);
-  PGRAPH_ASSIGN_OR_RETURN(auto update, store_->BeginUpdate());
-  storage::ColumnSpec spec;
-  spec.name = storage::columns::kEmbedding;
-  spec.dtype = f16 ? storage::DType::kF16 : storage::DType::kF32;
-  spec.width = d_;
-  spec.codec = static_cast<int>(storage::Codec::kNone);
-  PGRAPH_ASSIGN_OR_RETURN(storage::ColumnWriter * w, update->AddColumn(spec));
-  // float32 rows in orows_ are written behind the computation; float16 ones from `half`,
-  // reused per block, right away.
-  SerialJobs writes(arena_.get());
+  // The embedding column's writes: in an ordered run, jobs queued behind the computation
+  // (and behind the last layer's final segment, which may still be in the queue), from
+  // float32 rows in orows_ or float16 blocks they own; otherwise right here.
+  SerialJobs* const writes = writes_.get();
+  auto run = [writes](std::function<Status()> job) -> Status {
+    if (writes == nullptr) return job();
+    writes->Post(std::move(job));
+    return writes->status();
+  };
+  struct Output {
+    std::unique_ptr<storage::Update> update;
+    storage::ColumnWriter* writer = nullptr;
+  };
+  auto out = std::make_shared<Output>();
+  PGRAPH_RETURN_IF_ERROR(run([this, out, f16]() -> Status {
+    PGRAPH_ASSIGN_OR_RETURN(out->update, store_->BeginUpdate());
+    storage::ColumnSpec spec;
+    spec.name = storage::columns::kEmbedding;
+    spec.dtype = f16 ? storage::DType::kF16 : storage::DType::kF32;
+    spec.width = d_;
+    spec.codec = static_cast<int>(storage::Codec::kNone);
+    PGRAPH_ASSIGN_OR_RETURN(out->writer, out->update->AddColumn(spec));
+    return Status::OK();
+  }));
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
-    PGRAPH_RETURN_IF_ERROR(writes.status());
     const std::uint64_t nb = std::min(B, N_ - b);
     if (ordered_) {
       ForRows(nb, 1024, [&](const RowRange& rr) {
@@ -1449,20 +1468,23 @@ Status Runner::RunHead(bool h_in_memory) {
     }
     float* z = ordered_ && !f16 ? orows_ + b * d_ : zbuf;
     HeadRows(hbuf, nb, gbuf, z);
+    const std::uint64_t n = nb * d_;
     if (f16) {
-      ForRows(nb * d_, 1 << 14, [&](const RowRange& rr) {
-        for (std::uint64_t i = rr.begin(); i < rr.end(); ++i) half[i] = storage::FloatToHalf(z[i]);
+      auto half = std::make_shared<std::vector<std::uint16_t>>(n);
+      ForRows(n, 1 << 14, [&](const RowRange& rr) {
+        for (std::uint64_t i = rr.lo; i < rr.hi; ++i) (*half)[i] = storage::FloatToHalf(z[i]);
       });
-    }
-    if (ordered_ && !f16) {
-      const std::uint64_t n = nb * d_;
-      writes.Post([w, z, n] { return w->AppendValues<float>(std::span(z, n)); });
+      PGRAPH_RETURN_IF_ERROR(run([out, half] {
+        return out->writer->AppendValues<std::uint16_t>(*half);
+      }));
     } else {
-      PGRAPH_RETURN_IF_ERROR(AppendEmbeddings(w, zbuf, half, nb));
+      PGRAPH_RETURN_IF_ERROR(
+          run([out, z, n] { return out->writer->AppendValues<float>(std::span(z, n)); }));
     }
     Progress("head", 0, b + nb, 0, t0, false);
   }
-  PGRAPH_RETURN_IF_ERROR(writes.Wait());
+  if (writes) PGRAPH_RETURN_IF_ERROR(writes->Wait());
+  std::unique_ptr<storage::Update> update = std::move(out->update);
   PGRAPH_RETURN_IF_ERROR(Stop("segment:head:0"));
   if (!opt_.keep_intermediates) {
     for (const auto& c : store_->ListColumns()) {
@@ -1510,13 +1532,14 @@ Result<InferReport> Runner::Run() {
     // layer left in oself_, and the head from h^(K) there: the segments are read back only
     // after a resume.
     bool projected = false, h_in_memory = false;
+    if (ordered_) writes_ = std::make_unique<SerialJobs>(arena_.get());
     for (std::uint32_t k = 1; k <= K_; ++k) {
       if (state_.stage > 2 * (k - 1) + 1) continue;
       if (ordered_) {
         PGRAPH_RETURN_IF_ERROR(RunOrderedLayer(k, projected));
         if (k < K_) {
           PGRAPH_RETURN_IF_ERROR(CheckCancel());
-          ProjectInMemory(k + 1);
+          PGRAPH_RETURN_IF_ERROR(ProjectInMemory(k + 1));
           projected = true;
         } else {
           h_in_memory = true;
