@@ -913,9 +913,9 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
           ForRows(nb, 256, [&](const RowRange& r) {
             for (std::uint64_t u = r.begin(); u < r.end(); ++u) {
               float* z = zbuf.data() + u * d;
-              if (add_pooled) {  // z = ReLU(W_self h + w + pooled W_pool p)
-                const float* acc = cbuf.data() + u * cw + off;
-                for (std::uint32_t i = 0; i < d; ++i) z[i] = std::max(z[i] + acc[i], 0.0f);
+              if (add_pooled) {  // z = normalise(ReLU(W_self h + w + pooled W_pool p))
+                ActivateRow(z, cbuf.data() + u * cw + off, z, d);  // as the ordered kernel
+                continue;
               }
               double ss = 0;
               for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];

@@ -31,6 +31,11 @@ struct PoolInputs {
 void PoolNeighbors(const PoolInputs& in, train::Pooling pooling, std::uint64_t begin,
                    std::uint64_t end, float* acc, std::uint64_t stride, float* count);
 
+// Stage (b)'s activation of one row: out[c] = normalise(ReLU(s[c] + pooled[c])), c < d (the
+// self term W_self h + w plus the pooled neighbours, ReLU, L2 norm). One function for both
+// layouts, so they round alike. `out` may be `s` or `pooled`.
+void ActivateRow(const float* s, const float* pooled, float* out, std::uint32_t d);
+
 // Stage (b) of a layer in locality order (walker.h), for linear pooling: rows,
 // neighbour lists and outputs are all held by position, and the lists name positions. For
 // positions i in [begin, end):
