@@ -219,6 +219,12 @@ class Runner {
   void ProjectRows(std::uint32_t k, const float* h, std::int64_t rows, float* p_scratch,
                    float* out, float* self = nullptr);
   double ProjectFlopsPerRow(std::uint32_t k) const;
+  // ProjectRows on the CPU for `rows` rows whose h^(k-1) slice [lo, lo + n) load(lo, n,
+  // scratch) returns (in place, or put into the per-thread `scratch` of n x in floats): each
+  // slice's rows go through the products back to back while they are in L2.
+  template <typename Load>
+  void ProjectSlices(std::uint32_t k, std::uint64_t rows, const Load& load, float* out,
+                     float* self);
   // The in-memory plan's stage (a): the gathered rows of every item into `out`, in blocks of
   // `B` rows (scratch: B x m floats besides the h block of RunPool).
   Status ProjectAll(std::uint32_t k, std::uint64_t B, float* hbuf, float* out);
@@ -234,6 +240,12 @@ class Runner {
   // z = head(h) for `rows` rows (G1, ReLU, G2, then normalise and the learned length), on
   // the thread team, slice by slice; g: rows x d of scratch.
   void HeadRows(const float* h, std::uint64_t rows, float* g, float* z);
+  // HeadRows on the CPU for rows whose h^(K) slice [lo, lo + n) load(lo, n, scratch) returns
+  // (in place, or in the per-thread `scratch`), each slice's rows through the head in L2.
+  template <typename Load>
+  void HeadSlices(std::uint64_t rows, const Load& load, float* z);
+  // Normalise z (when the model does) and scale it by the learned length from h.
+  void FinishHeadRow(const float* h, float* z) const;
   Status BuildIndex();
   // The locality order (infer.h): decides whether this run uses it (never when
   // `allow_order` is false: a resumed run in item order) and, when it does, reads every
@@ -743,16 +755,37 @@ void Runner::ProjectRows(std::uint32_t k, const float* h, std::int64_t rows, flo
     if (self != nullptr) Linear(lw.WselfT, lw.w, h, rows, self, false);
     return;
   }
-  // Each thread runs the products of a slice back to back, while its rows are in cache.
+  const std::uint64_t in = InDim(k);
+  ProjectSlices(
+      k, static_cast<std::uint64_t>(rows),
+      [&](std::uint64_t lo, std::uint64_t, float*) { return h + lo * in; }, out, self);
+}
+
+// Per-thread scratch of the fused CPU slices: an h slice and a p slice.
+struct SliceScratch {
+  std::vector<float> h, p;
+};
+SliceScratch& ThreadSliceScratch(std::uint64_t h_floats, std::uint64_t p_floats) {
+  thread_local SliceScratch s;
+  if (s.h.size() < h_floats) s.h.resize(h_floats);
+  if (s.p.size() < p_floats) s.p.resize(p_floats);
+  return s;
+}
+
+template <typename Load>
+void Runner::ProjectSlices(std::uint32_t k, std::uint64_t rows, const Load& load, float* out,
+                           float* self) {
+  const LayerWeights& lw = layers_[k - 1];
   const std::uint64_t in = InDim(k), pw = PooledWidth();
   const DenseWeights q = Dense(lw.Qt, lw.q), wpool = Dense(lw.WpoolT, at::Tensor()),
                      wself = Dense(lw.WselfT, lw.w);
-  ForSlices(static_cast<std::uint64_t>(rows), [&](std::uint64_t lo, std::uint64_t hi) {
+  ForSlices(rows, [&](std::uint64_t lo, std::uint64_t hi) {
     const std::uint64_t n = hi - lo;
-    const float* hs = h + lo * in;
+    SliceScratch& scratch = ThreadSliceScratch(kSliceRows * in, kSliceRows * m_);
+    const float* hs = load(lo, n, scratch.h.data());
     if (linear_pool_) {
-      SliceProduct(q, hs, n, p_scratch + lo * m_, true);
-      SliceProduct(wpool, p_scratch + lo * m_, n, out + lo * pw, false);
+      SliceProduct(q, hs, n, scratch.p.data(), true);
+      SliceProduct(wpool, scratch.p.data(), n, out + lo * pw, false);
     } else {
       SliceProduct(q, hs, n, out + lo * pw, true);
     }
@@ -1246,6 +1279,16 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     Progress(label, k, b, 0, t0, false);
     const std::uint64_t nb = std::min(B, N_ - b);
+    if (gather && device_.is_cpu()) {  // each slice gathered into L2 and projected there
+      ProjectSlices(
+          k, nb,
+          [&](std::uint64_t lo, std::uint64_t n, float* scratch) {
+            gather->Gather(std::span(lo_.order).subspan(b + lo, n), scratch);
+            return scratch;
+          },
+          orows_ + b * d, oself_ + b * d);
+      continue;
+    }
     if (gather) {
       ForRows(nb, 1024, [&](const RowRange& r) {
         gather->Gather(std::span(lo_.order).subspan(b + r.lo, r.hi - r.lo), hbuf + r.lo * in);
@@ -1283,8 +1326,10 @@ Status Runner::ProjectInMemory(std::uint32_t k) {
   }
   const std::uint32_t in = InDim(k), d = d_;
   const std::uint64_t B = oblock_;
-  // oself_ holds h^(k-1) and receives W_self h + w: a block of h is copied out first.
-  const auto [hbuf, pbuf] = arena_mem_.Carve<2>({B * in, B * m_});
+  const bool cpu = device_.is_cpu();
+  // oself_ holds h^(k-1) and receives W_self h + w: each slice (on the GPU, each block) of h
+  // is copied out first.
+  const auto [hbuf, pbuf] = arena_mem_.Carve<2>({cpu ? 0 : B * in, cpu ? 0 : B * m_});
   const std::string label = "project " + std::to_string(k) + "/" + std::to_string(K_);
   for (std::uint64_t b = 0; b < N_; b += B) {
     Progress(label, k, b, 0, t0, false);
@@ -1292,9 +1337,18 @@ Status Runner::ProjectInMemory(std::uint32_t k) {
     // The rows about to be replaced may still be queued for the store (the last blocks of
     // the layer before): those wait; earlier ones were written long ago.
     if (rows_written_.load() < b + nb) PGRAPH_RETURN_IF_ERROR(writes_->Wait());
-    ForRows(nb * in, 1 << 16, [&](const RowRange& r) {
-      std::memcpy(hbuf + r.lo, oself_ + b * in + r.lo, (r.hi - r.lo) * sizeof(float));
-    });
+    float* const hb = oself_ + b * in;
+    if (cpu) {
+      ProjectSlices(
+          k, nb,
+          [&](std::uint64_t lo, std::uint64_t n, float* scratch) {
+            std::memcpy(scratch, hb + lo * in, n * in * sizeof(float));
+            return scratch;
+          },
+          orows_ + b * d, oself_ + b * d);
+      continue;
+    }
+    std::memcpy(hbuf, hb, nb * in * sizeof(float));
     ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf, orows_ + b * d, oself_ + b * d);
   }
   Progress(label, k, N_, 0, t0, true);
@@ -1379,27 +1433,37 @@ Status Runner::RunOrderedLayer(std::uint32_t k, bool projected) {
 
 void Runner::HeadRows(const float* h, std::uint64_t rows, float* g, float* z) {
   if (device_.is_cpu()) {
-    const DenseWeights g1 = Dense(G1t_, g_), g2 = Dense(G2t_, at::Tensor());
-    ForSlices(rows, [&](std::uint64_t lo, std::uint64_t hi) {
-      SliceProduct(g1, h + lo * d_, hi - lo, g + lo * d_, true);
-      SliceProduct(g2, g + lo * d_, hi - lo, z + lo * d_, false);
-    });
-  } else {
-    Linear(G1t_, g_, h, static_cast<std::int64_t>(rows), g, true);
-    Linear(G2t_, at::Tensor(), g, static_cast<std::int64_t>(rows), z, false);
+    HeadSlices(rows, [&](std::uint64_t lo, std::uint64_t, float*) { return h + lo * d_; }, z);
+    return;
   }
-  const bool normalize = model_.config.normalize;
+  Linear(G1t_, g_, h, static_cast<std::int64_t>(rows), g, true);
+  Linear(G2t_, at::Tensor(), g, static_cast<std::int64_t>(rows), z, false);
   ForRows(rows, 1024, [&](const RowRange& rr) {
-    for (std::uint64_t r = rr.begin(); r < rr.end(); ++r) {
-      float* zr = z + r * d_;
-      if (normalize) NormalizeRows(zr, 1, d_);
-      if (!scale_w_.empty()) {  // the learned length, from h_K
-        double a = scale_w_[d_];
-        for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * h[r * d_ + c];
-        const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
-        for (std::uint64_t c = 0; c < d_; ++c) zr[c] *= len;
-      }
-    }
+    for (std::uint64_t r = rr.lo; r < rr.hi; ++r) FinishHeadRow(h + r * d_, z + r * d_);
+  });
+  report_.flops += 4.0 * rows * d_ * d_;
+}
+
+void Runner::FinishHeadRow(const float* h, float* z) const {
+  if (model_.config.normalize) NormalizeRows(z, 1, d_);
+  if (!scale_w_.empty()) {  // the learned length, from h_K
+    double a = scale_w_[d_];
+    for (std::uint64_t c = 0; c < d_; ++c) a += double{scale_w_[c]} * h[c];
+    const float len = static_cast<float>(2.0 / (1.0 + std::exp(-a)));
+    for (std::uint64_t c = 0; c < d_; ++c) z[c] *= len;
+  }
+}
+
+template <typename Load>
+void Runner::HeadSlices(std::uint64_t rows, const Load& load, float* z) {
+  const DenseWeights g1 = Dense(G1t_, g_), g2 = Dense(G2t_, at::Tensor());
+  ForSlices(rows, [&](std::uint64_t lo, std::uint64_t hi) {
+    const std::uint64_t n = hi - lo;
+    SliceScratch& scratch = ThreadSliceScratch(kSliceRows * d_, kSliceRows * d_);
+    const float* hs = load(lo, n, scratch.h.data());
+    SliceProduct(g1, hs, n, scratch.p.data(), true);
+    SliceProduct(g2, scratch.p.data(), n, z + lo * d_, false);
+    for (std::uint64_t r = 0; r < n; ++r) FinishHeadRow(hs + r * d_, z + (lo + r) * d_);
   });
   report_.flops += 4.0 * rows * d_ * d_;
 }
@@ -1456,18 +1520,31 @@ Status Runner::RunHead(bool h_in_memory) {
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
-    if (ordered_) {
-      ForRows(nb, 1024, [&](const RowRange& rr) {
-        for (std::uint64_t r = rr.lo; r < rr.hi; ++r) {
-          const float* hr = oself_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
-          std::memcpy(hbuf + r * d_, hr, d_ * sizeof(float));
-        }
-      });
-    } else {
-      PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
-    }
     float* z = ordered_ && !f16 ? orows_ + b * d_ : zbuf;
-    HeadRows(hbuf, nb, gbuf, z);
+    if (ordered_ && device_.is_cpu()) {  // each slice gathered by position into L2
+      HeadSlices(
+          nb,
+          [&](std::uint64_t lo, std::uint64_t n, float* scratch) {
+            for (std::uint64_t r = 0; r < n; ++r) {
+              const float* hr = oself_ + static_cast<std::uint64_t>(lo_.pos[b + lo + r]) * d_;
+              std::memcpy(scratch + r * d_, hr, d_ * sizeof(float));
+            }
+            return scratch;
+          },
+          z);
+    } else {
+      if (ordered_) {
+        ForRows(nb, 1024, [&](const RowRange& rr) {
+          for (std::uint64_t r = rr.lo; r < rr.hi; ++r) {
+            const float* hr = oself_ + static_cast<std::uint64_t>(lo_.pos[b + r]) * d_;
+            std::memcpy(hbuf + r * d_, hr, d_ * sizeof(float));
+          }
+        });
+      } else {
+        PGRAPH_RETURN_IF_ERROR(h.Read(b, nb, hbuf));
+      }
+      HeadRows(hbuf, nb, gbuf, z);
+    }
     const std::uint64_t n = nb * d_;
     if (f16) {
       auto half = std::make_shared<std::vector<std::uint16_t>>(n);
