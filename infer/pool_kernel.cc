@@ -4,6 +4,10 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -179,16 +183,32 @@ void PoolActivateOrderedAny(const OrderedPoolInputs& in, std::uint64_t b, std::u
 }  // namespace
 
 void ActivateRow(const float* s, const float* pooled, float* out, std::uint32_t d) {
-  // Four partial sums of squares in a fixed order: vectorisable, and the same on every CPU.
+  // Four partial sums of squares in a fixed order (lane j takes elements c = j mod 4):
+  // vectorised, and the same on every CPU. Branch-free: a ReLU branch per element is
+  // mispredicted half the time.
   double part[4] = {0, 0, 0, 0};
   std::uint32_t c = 0;
+#if defined(__SSE2__)
+  __m128d sum01 = _mm_setzero_pd(), sum23 = _mm_setzero_pd();
   for (; c + 4 <= d; c += 4) {
-    for (std::uint32_t j = 0; j < 4; ++j) {
-      const float x = std::max(s[c + j] + pooled[c + j], 0.0f);
-      out[c + j] = x;
-      part[j] += static_cast<double>(x) * x;
-    }
+    // max(0, x) is std::max(x, 0.0f), NaN included (MAXPS returns its second operand).
+    const __m128 x = _mm_max_ps(_mm_setzero_ps(),
+                                _mm_add_ps(_mm_loadu_ps(s + c), _mm_loadu_ps(pooled + c)));
+    const __m128d lo = _mm_cvtps_pd(x), hi = _mm_cvtps_pd(_mm_movehl_ps(x, x));
+    sum01 = _mm_add_pd(sum01, _mm_mul_pd(lo, lo));
+    sum23 = _mm_add_pd(sum23, _mm_mul_pd(hi, hi));
+    _mm_storeu_ps(out + c, x);
   }
+  _mm_storeu_pd(part, sum01);
+  _mm_storeu_pd(part + 2, sum23);
+#else
+  for (; c + 4 <= d; c += 4) {
+    float x[4];
+    for (std::uint32_t j = 0; j < 4; ++j) x[j] = std::max(s[c + j] + pooled[c + j], 0.0f);
+    for (std::uint32_t j = 0; j < 4; ++j) part[j] += static_cast<double>(x[j]) * x[j];
+    std::memcpy(out + c, x, sizeof x);
+  }
+#endif
   for (; c < d; ++c) {
     const float x = std::max(s[c] + pooled[c], 0.0f);
     out[c] = x;
