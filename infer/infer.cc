@@ -248,8 +248,9 @@ class Runner {
   void FinishHeadRow(const float* h, float* z) const;
   Status BuildIndex();
   // The locality order (infer.h): decides whether this run uses it (never when
-  // `allow_order` is false: a resumed run in item order) and, when it does, reads every
-  // neighbour list, orders the items, maps the lists' ids to positions and names layout_.
+  // `allow_order` is false: a resumed run in item order) and, when it does, reads the walk's
+  // layout or else every neighbour list (ordering the items, mapping the lists' ids to
+  // positions), and names layout_.
   Status DecideLayout(bool allow_order);
   // The two ways DecideLayout fills lo_, the lists by position (pieces), onnz_ and the
   // locality share: from walk.neighbors (ordering here), or from the walk's layout.
@@ -384,11 +385,12 @@ class Runner {
   LayoutSource source_ = LayoutSource::kComputed;
   walker::LocalityOrder lo_;
   // They live in one allocation (OrderedMemory): the first region holds the lists in item
-  // order while the order is computed and then orows_ / oself_, the second the lists by
-  // position. Fresh pages cost a fault each (~0.5 s per GiB on the VMs measured), so no byte is
-  // touched fresh twice. Plain pages: THP's direct compaction can stall a fresh process for
-  // seconds per GiB, and in locality order most reads hit the same few pages anyway. Not
-  // zeroed: every element is written before it is read.
+  // order while an order is computed and then orows_ / oself_, the second the lists by
+  // position unless the walk's layout is read in place. Fresh pages cost a fault each (~0.5 s
+  // per GiB on the VMs measured), so no byte is touched fresh twice. Plain pages: THP made
+  // pooling faster but first touch of the 512 MB at 1M items 0.6-0.9 s slower on this
+  // session's VM (direct compaction; docs/BENCHMARKS.md). Not zeroed: every element is
+  // written before it is read.
   std::unique_ptr<std::byte[]> omem_;
   // The lists by position, naming positions, in pieces of piece_rows_ rows: the layout
   // column's chunks in LMDB's map, or one piece in omem_.
