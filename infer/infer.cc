@@ -189,6 +189,28 @@ struct RowRange {
 // (other backends).
 enum class LayoutSource { kComputed, kStoredMapped, kStoredCopied };
 
+// A job run now (no queue), or queued behind the earlier ones: its error then shows up at a
+// later call, or at the queue's Wait().
+Status RunOrQueue(SerialJobs* jobs, std::function<Status()> job) {
+  if (jobs == nullptr) return job();
+  jobs->Post(std::move(job));
+  return jobs->status();
+}
+
+// A column written through RunOrQueue: its Update and writer, made by the first job.
+struct QueuedColumn {
+  std::unique_ptr<storage::Update> update;
+  storage::ColumnWriter* writer = nullptr;
+};
+std::function<Status()> BeginColumnJob(storage::Store* store, std::shared_ptr<QueuedColumn> c,
+                                       storage::ColumnSpec spec) {
+  return [store, c, spec]() -> Status {
+    PGRAPH_ASSIGN_OR_RETURN(c->update, store->BeginUpdate());
+    PGRAPH_ASSIGN_OR_RETURN(c->writer, c->update->AddColumn(spec));
+    return Status::OK();
+  };
+}
+
 class Runner {
  public:
   explicit Runner(const InferOptions& o) : opt_(o) {}
@@ -613,29 +635,16 @@ Status Runner::RunSegments(std::uint32_t stage, std::uint32_t width, const FillF
   const std::string name = StageName(stage);
   const std::uint64_t nseg = (N_ + seg_rows_ - 1) / seg_rows_;
   const std::uint64_t j0 = state_.stage == stage ? state_.segments : 0;
-  // A job runs now, or is queued behind the earlier ones (then its error shows up later).
-  auto run = [jobs](std::function<Status()> job) -> Status {
-    if (jobs == nullptr) return job();
-    jobs->Post(std::move(job));
-    return jobs->status();
-  };
-  struct Segment {
-    std::unique_ptr<storage::Update> update;
-    storage::ColumnWriter* writer = nullptr;
-  };
+  auto run = [jobs](std::function<Status()> job) { return RunOrQueue(jobs, std::move(job)); };
   for (std::uint64_t j = j0; j < nseg; ++j) {
     const std::uint64_t first = j * seg_rows_, n = std::min(seg_rows_, N_ - first);
-    auto seg = std::make_shared<Segment>();
-    PGRAPH_RETURN_IF_ERROR(run([this, seg, name, width, j]() -> Status {
-      PGRAPH_ASSIGN_OR_RETURN(seg->update, store_->BeginUpdate());
-      storage::ColumnSpec spec;
-      spec.name = SegmentName(name, j);
-      spec.dtype = storage::DType::kF32;
-      spec.width = width;
-      spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
-      PGRAPH_ASSIGN_OR_RETURN(seg->writer, seg->update->AddColumn(spec));
-      return Status::OK();
-    }));
+    auto seg = std::make_shared<QueuedColumn>();
+    storage::ColumnSpec spec;
+    spec.name = SegmentName(name, j);
+    spec.dtype = storage::DType::kF32;
+    spec.width = width;
+    spec.codec = static_cast<int>(storage::Codec::kNone);  // floats barely compress
+    PGRAPH_RETURN_IF_ERROR(run(BeginColumnJob(store_.get(), seg, spec)));
     PGRAPH_RETURN_IF_ERROR(fill(first, n, [&](const float* rows, std::uint64_t count) {
       return run([seg, rows, count, width] {
         return seg->writer->AppendValues<float>(std::span(rows, count * width));
@@ -1499,26 +1508,14 @@ Status Runner::RunHead(bool h_in_memory) {
   // (and behind the last layer's final segment, which may still be in the queue), from
   // float32 rows in orows_ or float16 blocks they own; otherwise right here.
   SerialJobs* const writes = writes_.get();
-  auto run = [writes](std::function<Status()> job) -> Status {
-    if (writes == nullptr) return job();
-    writes->Post(std::move(job));
-    return writes->status();
-  };
-  struct Output {
-    std::unique_ptr<storage::Update> update;
-    storage::ColumnWriter* writer = nullptr;
-  };
-  auto out = std::make_shared<Output>();
-  PGRAPH_RETURN_IF_ERROR(run([this, out, f16]() -> Status {
-    PGRAPH_ASSIGN_OR_RETURN(out->update, store_->BeginUpdate());
-    storage::ColumnSpec spec;
-    spec.name = storage::columns::kEmbedding;
-    spec.dtype = f16 ? storage::DType::kF16 : storage::DType::kF32;
-    spec.width = d_;
-    spec.codec = static_cast<int>(storage::Codec::kNone);
-    PGRAPH_ASSIGN_OR_RETURN(out->writer, out->update->AddColumn(spec));
-    return Status::OK();
-  }));
+  auto run = [writes](std::function<Status()> job) { return RunOrQueue(writes, std::move(job)); };
+  auto out = std::make_shared<QueuedColumn>();
+  storage::ColumnSpec spec;
+  spec.name = storage::columns::kEmbedding;
+  spec.dtype = f16 ? storage::DType::kF16 : storage::DType::kF32;
+  spec.width = d_;
+  spec.codec = static_cast<int>(storage::Codec::kNone);
+  PGRAPH_RETURN_IF_ERROR(run(BeginColumnJob(store_.get(), out, spec)));
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
