@@ -288,6 +288,8 @@ class Runner {
   Status RunOrderedLayer(std::uint32_t k, bool projected);
   // Stage (a) of layer k from the features (k = 1) or the infer.h{k-1} segments.
   Status ProjectOrdered(std::uint32_t k);
+  // Progress, FLOPs and seconds of an ordered stage (a) of layer k that started at t0.
+  void ReportOrderedProject(std::uint32_t k, const std::string& label, Clock::time_point t0);
   // Stage (a) of layer k from h^(k-1) in oself_, in place, block by block as the rows' writes
   // (writes_) are done with them; returns once the writes of layer k - 1 are all done.
   Status ProjectInMemory(std::uint32_t k);
@@ -1267,6 +1269,16 @@ Status Runner::ReadStoredLayout() {
   return Status::OK();
 }
 
+void Runner::ReportOrderedProject(std::uint32_t k, const std::string& label,
+                                  Clock::time_point t0) {
+  Progress(label, k, N_, 0, t0, true);
+  const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * InDim(k) * d_);
+  report_.flops += flops;
+  LayerReport& lr = report_.per_layer.back();
+  lr.project_seconds += Since(t0);
+  lr.flops += flops;
+}
+
 Status Runner::ProjectOrdered(std::uint32_t k) {
   const auto t0 = Clock::now();
   const std::uint32_t in = InDim(k), d = d_;
@@ -1320,12 +1332,7 @@ Status Runner::ProjectOrdered(std::uint32_t k) {
       });
     }
   }
-  Progress(label, k, N_, 0, t0, true);
-  const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * in * d);
-  report_.flops += flops;
-  LayerReport& lr = report_.per_layer.back();
-  lr.project_seconds += Since(t0);
-  lr.flops += flops;
+  ReportOrderedProject(k, label, t0);
   return Status::OK();
 }
 
@@ -1362,12 +1369,7 @@ Status Runner::ProjectInMemory(std::uint32_t k) {
     std::memcpy(hbuf, hb, nb * in * sizeof(float));
     ProjectRows(k, hbuf, static_cast<std::int64_t>(nb), pbuf, orows_ + b * d, oself_ + b * d);
   }
-  Progress(label, k, N_, 0, t0, true);
-  const double flops = N_ * (ProjectFlopsPerRow(k) + 2.0 * in * d);
-  report_.flops += flops;
-  LayerReport& lr = report_.per_layer.back();
-  lr.project_seconds += Since(t0);
-  lr.flops += flops;
+  ReportOrderedProject(k, label, t0);
   // The last segment's publish too, before the next layer reads the state it sets.
   return writes_->Wait();
 }
