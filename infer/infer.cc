@@ -1039,9 +1039,12 @@ Status Runner::DecideLayout(bool allow_order) {
   }
   // A layout the walk wrote for these lists is read instead of computed (walker.h).
   source_ = LayoutSource::kComputed;
-  if (opt_.stored_layout && Tu_ == cols_.width && walker::HasCurrentLayout(*store_)) {
-    source_ = store_->backend() == storage::Backend::kLmdb ? LayoutSource::kStoredMapped
-                                                          : LayoutSource::kStoredCopied;
+  // Read in place from LMDB's map when the model uses whole lists; copied (and cut to the
+  // model's T) otherwise.
+  if (opt_.stored_layout && walker::HasCurrentLayout(*store_)) {
+    source_ = store_->backend() == storage::Backend::kLmdb && Tu_ == cols_.width
+                  ? LayoutSource::kStoredMapped
+                  : LayoutSource::kStoredCopied;
   }
   // Blocks as large as allowed, appends of a whole write batch of the store (so the column
   // writer encodes straight from our buffer instead of staging a copy); smaller when the
@@ -1226,13 +1229,21 @@ Status Runner::ReadStoredLayout() {
         errors[c] = wref.status();
         return;
       }
-      const auto ids = nref->as<NodeId>();
-      const auto wts = wref->as<float>();
+      auto ids = nref->as<NodeId>();
+      auto wts = wref->as<float>();
       const std::uint64_t first = c * piece, rows = std::min(piece, N_ - first);
-      if (ids.size() != rows * Tu_ || wts.size() != rows * Tu_) {
+      if (ids.size() != rows * cols_.width || wts.size() != rows * cols_.width) {
         errors[c] = Status::Corruption("layout chunk " + std::to_string(c) + " of " +
                                        store_->dir() + " has the wrong size");
         return;
+      }
+      if (Tu_ < cols_.width) {  // cut into place first: the checks below see what is used
+        const std::span<NodeId> cut_n(copy_n + first * Tu_, rows * Tu_);
+        const std::span<float> cut_w(copy_w + first * Tu_, rows * Tu_);
+        errors[c] = TruncateLists(ids, wts, rows, cols_.width, Tu_, cut_n, cut_w);
+        if (!errors[c].ok()) return;
+        ids = cut_n;
+        wts = cut_w;
       }
       std::uint64_t valid = 0, close = 0;
       for (std::uint64_t r = 0; r < rows; ++r) {
@@ -1256,7 +1267,7 @@ Status Runner::ReadStoredLayout() {
         // Zero-copy chunks have no holder: their bytes live in the map as long as the store.
         piece_nbrs_[c] = ids.data();
         piece_wts_[c] = wts.data();
-      } else {
+      } else if (Tu_ == cols_.width) {
         std::memcpy(copy_n + first * Tu_, ids.data(), ids.size_bytes());
         std::memcpy(copy_w + first * Tu_, wts.data(), wts.size_bytes());
       }

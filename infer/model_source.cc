@@ -242,15 +242,22 @@ Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std:
   if (Tu < T) {
     std::vector<NodeId> full_n = std::move(*nbrs);
     std::vector<float> full_w = std::move(*wts);
-    BlockNeighborhoods base(cols.items, T, first, full_n, full_w);
-    train::TruncatedNeighborhoods trunc(&base, Tu);
-    std::vector<NodeId> ids(n);
-    std::iota(ids.begin(), ids.end(), static_cast<NodeId>(first));
     nbrs->assign(n * Tu, kInvalidNode);
     wts->assign(n * Tu, 0.0f);
-    PGRAPH_RETURN_IF_ERROR(trunc.Get(ids, *nbrs, *wts));
+    PGRAPH_RETURN_IF_ERROR(TruncateLists(full_n, full_w, n, T, Tu, *nbrs, *wts));
   }
   return CheckNeighborIds(*nbrs, cols.items);
+}
+
+Status TruncateLists(std::span<const NodeId> ids, std::span<const float> wts, std::uint64_t rows,
+                     std::uint32_t T, std::uint32_t Tu, std::span<NodeId> out_ids,
+                     std::span<float> out_wts) {
+  // Rows 0..rows-1 of a block source, through training's own truncation.
+  BlockNeighborhoods base(rows, T, 0, ids, wts);
+  train::TruncatedNeighborhoods trunc(&base, Tu);
+  std::vector<NodeId> which(rows);
+  std::iota(which.begin(), which.end(), NodeId{0});
+  return trunc.Get(which, out_ids.first(rows * Tu), out_wts.first(rows * Tu));
 }
 
 Status CheckNeighborIds(std::span<const NodeId> ids, std::uint64_t items) {

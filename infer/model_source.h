@@ -81,6 +81,14 @@ class InputGather {
 Status ReadNeighborRows(const InputColumns& cols, const ModelSource& model, std::uint64_t first,
                         std::uint64_t n, std::vector<NodeId>* nbrs, std::vector<float>* wts);
 
+// Rows of neighbour lists (rows x T ids and weights, any id space) cut to the model's Tu
+// heaviest entries, renormalised, exactly as ReadNeighborRows and training do: into
+// `out_ids` / `out_wts` (rows x Tu). The choice depends on the weights and the list order
+// only, never on the ids, so lists naming positions are cut like the lists they rename.
+Status TruncateLists(std::span<const NodeId> ids, std::span<const float> wts, std::uint64_t rows,
+                     std::uint32_t T, std::uint32_t Tu, std::span<NodeId> out_ids,
+                     std::span<float> out_wts);
+
 // Corruption naming the first id of `ids` that is neither kInvalidNode nor below `items`: the
 // check ReadNeighborRows makes, for lists read into place by other means.
 Status CheckNeighborIds(std::span<const NodeId> ids, std::uint64_t items);

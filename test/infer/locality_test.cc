@@ -160,15 +160,19 @@ TEST_CASE("inference reads the walk's stored layout to the same embeddings", "[l
   struct Case {
     storage::Backend backend;
     storage::Codec codec;
-    bool inputs;  // degree feature and id embeddings besides the features
+    bool inputs;          // degree feature and id embeddings besides the features
+    std::uint32_t model_t;  // neighbours the model uses (0: the walk's width)
   };
-  for (const Case& c : {Case{storage::Backend::kLmdb, storage::Codec::kZstd, false},
-                        Case{storage::Backend::kLmdb, storage::Codec::kNone, false},
-                        Case{storage::Backend::kLmdb, storage::Codec::kNone, true},
-                        Case{storage::Backend::kRocksDb, storage::Codec::kZstd, false}}) {
-    // Raw LMDB stores also gather the first layer's inputs by position (InputGather).
-    DYNAMIC_SECTION(storage::BackendName(c.backend) << ", " << storage::CodecName(c.codec)
-                                                    << (c.inputs ? ", degree + ids" : "")) {
+  for (const Case& c : {Case{storage::Backend::kLmdb, storage::Codec::kZstd, false, 0},
+                        Case{storage::Backend::kLmdb, storage::Codec::kNone, false, 0},
+                        Case{storage::Backend::kLmdb, storage::Codec::kNone, true, 0},
+                        Case{storage::Backend::kLmdb, storage::Codec::kNone, false, 3},
+                        Case{storage::Backend::kRocksDb, storage::Codec::kZstd, false, 0}}) {
+    // Raw LMDB stores also gather the first layer's inputs by position (InputGather); a model
+    // of fewer neighbours than the walk's cuts the layout's lists as training cut the walk's.
+    DYNAMIC_SECTION(storage::BackendName(c.backend)
+                    << ", " << storage::CodecName(c.codec) << (c.inputs ? ", degree + ids" : "")
+                    << (c.model_t ? ", model T " + std::to_string(c.model_t) : "")) {
       GraphSpec gs;
       gs.items = 1000;
       ModelSpec ms;
@@ -177,6 +181,11 @@ TEST_CASE("inference reads the walk's stored layout to the same embeddings", "[l
         ms.id_dim = 3;
       }
       Setup s(gs, ms, c.backend, c.codec);
+      if (c.model_t > 0) {
+        REQUIRE(c.model_t < s.g.width);
+        s.model = testing::MakeModel(ms, s.g.items, s.g.feature_dim, c.model_t);
+        testing::WriteCheckpoint(s.dir, *s.model);
+      }
       auto ri = Infer(s.Options(LocalityMode::kOff));
       REQUIRE(ri.ok());
       std::uint32_t dim = 0;
