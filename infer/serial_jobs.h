@@ -7,18 +7,18 @@
 // waiting on the store (docs/BENCHMARKS.md, "infer"). Posted as jobs, the writes of one block
 // overlap the pooling of the next.
 //
-// Contract: jobs run in posting order, never two at once. The first job that fails keeps
-// its Status; every job after it is dropped. What a job reads must stay valid and unchanged
-// until Wait() returns. When the arena has no worker to spare (one thread allowed) the jobs
-// run inside Wait(), on the caller. Post and status are for one posting thread; the
-// destructor waits for the jobs.
+// It is one serial, queueing function node of a TBB flow graph built in the arena: TBB keeps
+// the order and the one-at-a-time rule. Contract: the first job that fails keeps its Status;
+// every job after it is skipped. What a job reads must stay valid and unchanged until Wait()
+// returns. When the arena has no worker to spare (one thread allowed) the jobs run inside
+// Wait(), on the caller. Post is for one posting thread; the destructor waits for the jobs.
 
-#include <deque>
-#include <functional>
-#include <mutex>
-
+#include <tbb/flow_graph.h>
 #include <tbb/task_arena.h>
-#include <tbb/task_group.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
 
 #include "storage/status.h"
 
@@ -26,17 +26,29 @@ namespace pgraph::infer {
 
 class SerialJobs {
  public:
-  explicit SerialJobs(tbb::task_arena* arena) : arena_(arena) {}
+  using Job = std::function<Status()>;
+
+  explicit SerialJobs(tbb::task_arena* arena) : arena_(arena) {
+    arena_->execute([&] {
+      graph_ = std::make_unique<tbb::flow::graph>();
+      node_ = std::make_unique<Node>(*graph_, tbb::flow::serial, [this](const Job& job) {
+        if (status().ok()) {
+          Status s = job();
+          if (!s.ok()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (error_.ok()) error_ = std::move(s);
+          }
+        }
+        return tbb::flow::continue_msg();
+      });
+    });
+  }
   ~SerialJobs() { (void)Wait(); }
   SerialJobs(const SerialJobs&) = delete;
   SerialJobs& operator=(const SerialJobs&) = delete;
 
-  void Post(std::function<Status()> job) {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(job));
-    if (running_) return;
-    running_ = true;
-    arena_->execute([&] { group_.run([this] { Drain(); }); });
+  void Post(Job job) {
+    arena_->execute([&] { node_->try_put(job); });
   }
 
   // The first failure so far (OK while none): lets the poster stop early.
@@ -47,38 +59,18 @@ class SerialJobs {
 
   // Runs or waits for every posted job; the first failure, or OK.
   Status Wait() {
-    arena_->execute([&] { group_.wait(); });
+    arena_->execute([&] { graph_->wait_for_all(); });
     return status();
   }
 
  private:
-  void Drain() {
-    for (;;) {
-      std::function<Status()> job;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (queue_.empty()) {
-          running_ = false;
-          return;
-        }
-        job = std::move(queue_.front());
-        queue_.pop_front();
-        if (!error_.ok()) continue;
-      }
-      Status s = job();
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (error_.ok()) error_ = std::move(s);
-      }
-    }
-  }
+  using Node = tbb::flow::function_node<Job, tbb::flow::continue_msg, tbb::flow::queueing>;
 
   tbb::task_arena* arena_;
-  tbb::task_group group_;
   std::mutex mu_;
-  std::deque<std::function<Status()>> queue_;
-  bool running_ = false;
   Status error_;
+  std::unique_ptr<tbb::flow::graph> graph_;
+  std::unique_ptr<Node> node_;  // after graph_: destroyed first
 };
 
 }  // namespace pgraph::infer
