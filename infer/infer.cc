@@ -1037,10 +1037,10 @@ Status Runner::DecideLayout(bool allow_order) {
     report_.layout_note = "partitioning forced";
     return Status::OK();
   }
-  // A layout the walk wrote for these lists is read instead of computed (walker.h).
+  // A layout the walk wrote for these lists is read instead of computed (walker.h): in place
+  // from LMDB's map when the model uses whole lists; copied (and cut to the model's T)
+  // otherwise.
   source_ = LayoutSource::kComputed;
-  // Read in place from LMDB's map when the model uses whole lists; copied (and cut to the
-  // model's T) otherwise.
   if (opt_.stored_layout && walker::HasCurrentLayout(*store_)) {
     source_ = store_->backend() == storage::Backend::kLmdb && Tu_ == cols_.width
                   ? LayoutSource::kStoredMapped
@@ -1265,6 +1265,12 @@ Status Runner::ReadStoredLayout() {
       near += close;
       if (mapped) {
         // Zero-copy chunks have no holder: their bytes live in the map as long as the store.
+        // (HasCurrentLayout admits raw chunks only; a holder here would be a store bug.)
+        if (nref->hold || wref->hold) {
+          errors[c] = Status::Internal("layout chunk " + std::to_string(c) + " of " +
+                                       store_->dir() + " is not in the memory map");
+          return;
+        }
         piece_nbrs_[c] = ids.data();
         piece_wts_[c] = wts.data();
       } else if (Tu_ == cols_.width) {

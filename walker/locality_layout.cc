@@ -178,10 +178,12 @@ bool HasCurrentLayout(const storage::Store& store) {
   const storage::ColumnInfo& oi = oc.value()->info();
   const storage::ColumnInfo& li = lc.value()->info();
   const storage::ColumnInfo& wi = wc.value()->info();
+  // Raw lists only: inference uses their chunks in place for as long as the store is open.
   return version == ni.version && oi.dtype == storage::DType::kU32 && oi.width == 1 &&
          oi.rows == ni.rows && li.dtype == storage::DType::kU32 && li.width == ni.width &&
-         li.rows == ni.rows && wi.dtype == storage::DType::kF32 && wi.width == ni.width &&
-         wi.rows == ni.rows;
+         li.rows == ni.rows && li.codec == storage::Codec::kNone &&
+         wi.dtype == storage::DType::kF32 && wi.width == ni.width && wi.rows == ni.rows &&
+         wi.codec == storage::Codec::kNone;
 }
 
 }  // namespace pgraph::walker

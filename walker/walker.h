@@ -347,7 +347,7 @@ void DropLocalityLayout(storage::Update* update);
 Result<LayoutReport> WriteLocalityLayout(storage::Store* store, LayoutMode mode);
 
 // Whether `store` holds a layout of its current walk.neighbors: the three columns with the
-// walk's rows and width, and the meta naming that column's version.
+// walk's rows and width, the lists in raw chunks, and the meta naming that column's version.
 bool HasCurrentLayout(const storage::Store& store);
 
 // ---- Training and held-out pairs -------------------------------------------------------

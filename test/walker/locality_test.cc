@@ -263,6 +263,20 @@ TEST_CASE("the locality layout is written only when asked and only for its own l
     CHECK(again->written);
     CHECK(HasCurrentLayout(*t->store));
   }
+  SECTION("lists in compressed chunks are not a layout inference can use in place") {
+    WriteWalk(t->store.get(), p, LayoutMode::kOn);
+    REQUIRE(HasCurrentLayout(*t->store));
+    const auto lists = ReadAll<NodeId>(*t->store, kLayoutNeighbors);
+    auto up = t->store->BeginUpdate();
+    REQUIRE(up.ok());
+    auto nw = (*up)->AddColumn({kLayoutNeighbors, storage::DType::kU32, p.T, 0,
+                                static_cast<int>(storage::Codec::kZstd)});
+    REQUIRE(nw.ok());
+    REQUIRE((*nw)->AppendValues<NodeId>(lists).ok());
+    REQUIRE((*up)->Publish().ok());
+    REQUIRE(t->store->Refresh().ok());
+    CHECK_FALSE(HasCurrentLayout(*t->store));
+  }
   SECTION("a neighbour id beyond the items is refused") {
     Planted bad = p;
     bad.nbrs[7] = static_cast<NodeId>(p.n + 3);
