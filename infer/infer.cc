@@ -260,7 +260,8 @@ class Runner {
   // process) from oself_, by position.
   Status RunHead(bool h_in_memory);
   // z = head(h) for `rows` rows (G1, ReLU, G2, then normalise and the learned length), on
-  // the thread team, slice by slice; g: rows x d of scratch.
+  // the thread team, slice by slice; g: rows x d of scratch for the GPU path (the CPU path
+  // keeps its slices in per-thread scratch).
   void HeadRows(const float* h, std::uint64_t rows, float* g, float* z);
   // HeadRows on the CPU for rows whose h^(K) slice [lo, lo + n) load(lo, n, scratch) returns
   // (in place, or in the per-thread `scratch`), each slice's rows through the head in L2.
@@ -961,12 +962,9 @@ Status Runner::RunPool(std::uint32_t k, const PoolPlan& plan) {
               float* z = zbuf.data() + u * d;
               if (add_pooled) {  // z = normalise(ReLU(W_self h + w + pooled W_pool p))
                 ActivateRow(z, cbuf.data() + u * cw + off, z, d);  // as the ordered kernel
-                continue;
+              } else {  // max pooling: W's ReLU is done
+                NormalizeRows(z, 1, d);
               }
-              double ss = 0;
-              for (std::uint32_t i = 0; i < d; ++i) ss += static_cast<double>(z[i]) * z[i];
-              const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
-              for (std::uint32_t i = 0; i < d; ++i) z[i] *= inv;
             }
           });
           PGRAPH_RETURN_IF_ERROR(append(zbuf.data(), nb));
@@ -1522,7 +1520,11 @@ Status Runner::RunHead(bool h_in_memory) {
   if (B < std::min<std::uint64_t>(kMinBlockRows, N_)) {
     return Status::ResourceExhausted("memory budget too small for the head");
   }
-  auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({B * d_, B * d_, B * d_});
+  // On the CPU an ordered head loads its slices itself, and float32 output goes to orows_.
+  const bool cpu = device_.is_cpu();
+  const bool f32_in_place = ordered_ && !f16;
+  auto [hbuf, gbuf, zbuf] = arena_mem_.Carve<3>({ordered_ && cpu ? 0 : B * d_, cpu ? 0 : B * d_,
+                                                 f32_in_place ? 0 : B * d_});
   // The embedding column's writes: in an ordered run, jobs queued behind the computation
   // (and behind the last layer's final segment, which may still be in the queue), from
   // float32 rows in orows_ or float16 blocks they own; otherwise right here.
@@ -1538,8 +1540,8 @@ Status Runner::RunHead(bool h_in_memory) {
   for (std::uint64_t b = 0; b < N_; b += B) {
     PGRAPH_RETURN_IF_ERROR(CheckCancel());
     const std::uint64_t nb = std::min(B, N_ - b);
-    float* z = ordered_ && !f16 ? orows_ + b * d_ : zbuf;
-    if (ordered_ && device_.is_cpu()) {  // each slice gathered by position into L2
+    float* z = f32_in_place ? orows_ + b * d_ : zbuf;
+    if (ordered_ && cpu) {  // each slice gathered by position into L2
       HeadSlices(
           nb,
           [&](std::uint64_t lo, std::uint64_t n, float* scratch) {
