@@ -38,6 +38,17 @@ struct Setup : testing::StoreWithModel {
     o.locality = mode;
     return o;
   }
+  // A run in `mode` stopped at test point `point` (where a kill would leave the store), then
+  // a run with --resume in `resume_mode`: the second run's report.
+  Result<InferReport> StopThenResume(LocalityMode mode, const std::string& point,
+                                     LocalityMode resume_mode) const {
+    InferOptions o = Options(mode);
+    o.test_stop = [point](std::string_view p) { return p == point; };
+    REQUIRE(Infer(o).status().IsCancelled());
+    InferOptions again = Options(resume_mode);
+    again.resume = true;
+    return Infer(again);
+  }
 };
 
 }  // namespace
@@ -208,12 +219,7 @@ TEST_CASE("inference reads the walk's stored layout to the same embeddings", "[l
       CHECK(rc->locality_share == Approx(rs->locality_share).margin(0.05));
       CHECK(testing::ReadEmbedding(s.dir, &dim) == want);
       // Resumed from a stop, in the stored layout.
-      InferOptions o = s.Options(LocalityMode::kOn);
-      o.test_stop = [](std::string_view p) { return p == "published:h2:1"; };
-      REQUIRE(Infer(o).status().IsCancelled());
-      InferOptions again = s.Options(LocalityMode::kOn);
-      again.resume = true;
-      auto rr = Infer(again);
+      auto rr = s.StopThenResume(LocalityMode::kOn, "published:h2:1", LocalityMode::kOn);
       REQUIRE(rr.ok());
       CHECK(rr->resumed);
       CHECK(rr->layout_source == "stored");
@@ -302,12 +308,7 @@ TEST_CASE("inference in locality order resumes to the same embeddings", "[locali
   for (std::string point : {"segment:h1:1", "published:h1:0", "segment:h2:2", "published:h2:3",
                             "segment:head:0"}) {
     DYNAMIC_SECTION(point) {
-      InferOptions o = s.Options(LocalityMode::kOn);
-      o.test_stop = [&](std::string_view p) { return p == point; };
-      REQUIRE(Infer(o).status().IsCancelled());
-      InferOptions again = s.Options(LocalityMode::kOn);
-      again.resume = true;
-      auto r = Infer(again);
+      auto r = s.StopThenResume(LocalityMode::kOn, point, LocalityMode::kOn);
       INFO(r.status().ToString());
       REQUIRE(r.ok());
       CHECK(r->resumed);
@@ -316,12 +317,7 @@ TEST_CASE("inference in locality order resumes to the same embeddings", "[locali
     }
   }
   SECTION("a run stopped in item order resumes in item order") {
-    InferOptions o = s.Options(LocalityMode::kOff);
-    o.test_stop = [](std::string_view p) { return p == "published:h1:1"; };
-    REQUIRE(Infer(o).status().IsCancelled());
-    InferOptions again = s.Options(LocalityMode::kOn);
-    again.resume = true;
-    auto r = Infer(again);
+    auto r = s.StopThenResume(LocalityMode::kOff, "published:h1:1", LocalityMode::kOn);
     REQUIRE(r.ok());
     CHECK(r->resumed);
     CHECK_FALSE(r->locality_order);
@@ -329,12 +325,7 @@ TEST_CASE("inference in locality order resumes to the same embeddings", "[locali
     CHECK(testing::ReadEmbedding(s.dir, &dim) == want);
   }
   SECTION("a run stopped in locality order, resumed in item order, starts over") {
-    InferOptions o = s.Options(LocalityMode::kOn);
-    o.test_stop = [](std::string_view p) { return p == "published:h2:1"; };
-    REQUIRE(Infer(o).status().IsCancelled());
-    InferOptions again = s.Options(LocalityMode::kOff);
-    again.resume = true;
-    auto r = Infer(again);
+    auto r = s.StopThenResume(LocalityMode::kOn, "published:h2:1", LocalityMode::kOff);
     REQUIRE(r.ok());
     CHECK_FALSE(r->resumed);
     CHECK(r->resumed_from.find("started over") != std::string::npos);
