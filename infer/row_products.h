@@ -9,9 +9,10 @@
 // Why it takes care: OpenBLAS computes a row of C with the same operations only when the row
 // falls in one of its kernel's full micro-tiles of rows (24 rows for its Haswell/Zen sgemm
 // kernel, 16 for SkylakeX); the rows of a partial tile at the end of a call come out of a
-// tail kernel that rounds differently (checked on Debian 12's OpenBLAS 0.3.21: 1 to 2 rows in
-// 100 differ in the last bits). Every product here is one call of exactly kSliceRows rows, a
-// multiple of every tile height in use; a shorter slice is padded in per-thread scratch.
+// tail kernel that rounds differently (Debian 12's OpenBLAS 0.3.21; the test "the embeddings
+// do not depend on the thread count or the block size" fails without the padding). Every
+// product here is one call of exactly kSliceRows rows, a multiple of every tile height in
+// use; a shorter slice is padded in per-thread scratch.
 // kSliceRows rows of the widest operands (128 floats) take 240 KiB: a slice's rows stay in
 // L2 from one product to the next.
 
